@@ -1,0 +1,3 @@
+"""widgetspy: record, inspect and replay Jupyter widget traffic."""
+
+__version__ = "0.1.0"

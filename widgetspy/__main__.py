@@ -1,0 +1,5 @@
+import sys
+
+from widgetspy.cli import main
+
+sys.exit(main())

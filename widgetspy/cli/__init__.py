@@ -1,0 +1,44 @@
+"""The `widgetspy` command line. Top layer: it parses options, calls the layers
+below, and turns their errors into one-line messages with exit status 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from .errors import Failure
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="widgetspy")
+def cli() -> None:
+    """Record, inspect and replay Jupyter widget traffic."""
+
+
+def _register() -> None:
+    from .demo import demo
+    from .kernelspec import kernelspec
+    from .record import record
+    from .show import show
+
+    for command in (record, show, kernelspec, demo):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return cli.main(args=argv, prog_name="widgetspy", standalone_mode=True) or 0
+    except Failure as exc:  # pragma: no cover - standalone_mode handles it
+        exc.show()
+        return exc.exit_code
+
+
+__all__ = ["cli", "main", "Failure"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Codecs: bytes on a wire <-> `widgetspy.message.Message`. No I/O."""

@@ -1,0 +1,156 @@
+"""Session files on disk: the thin I/O shell around `session.format`.
+
+Writing: one `os.write` per batch of complete lines, straight to the file
+(no user-space buffer), so a `kill -9` of the recorder leaves a file whose every
+complete line is valid. Files are created mode 0600.
+
+Reading: plain `.jsonl` or `.jsonl.gz`; a truncated last line is dropped with
+a warning; anything else that is not a session is a `SessionReadError` whose
+text is one line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from .format import SessionDecoder, SessionFormatError, encode_header, encode_record
+from .records import Record, SessionHeader
+
+
+class SessionReadError(Exception):
+    """The file cannot be read as a session. str() is a one-line message."""
+
+
+class SessionWriteError(Exception):
+    """The session file cannot be created or written."""
+
+
+class SessionWriter:
+    """Append records to a new session file (mode 0600)."""
+
+    def __init__(self, path: str | os.PathLike[str], header: SessionHeader, *, overwrite: bool = False):
+        self.path = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        flags |= os.O_TRUNC if overwrite else os.O_EXCL
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, mode=0o700)
+            self._fd = os.open(self.path, flags, 0o600)
+        except FileExistsError:
+            raise SessionWriteError(f"{self.path} already exists (use --force to overwrite)") from None
+        except OSError as exc:
+            raise SessionWriteError(f"cannot create {self.path}: {exc.strerror}") from None
+        os.fchmod(self._fd, 0o600)
+        self.header = header
+        self._write(encode_header(header))
+
+    def write(self, record: Record) -> None:
+        self._write(encode_record(record))
+
+    def write_many(self, records: Iterable[Record]) -> None:
+        data = b"".join(encode_record(r) for r in records)
+        if data:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "SessionWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SessionFile:
+    """An open session: `.header` now, records by iterating, `.warnings` after."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.warnings: list[str] = []
+        self._decoder = SessionDecoder()
+        try:
+            self._fh: IO[bytes] = _open(self.path)
+            first = self._fh.readline()
+        except FileNotFoundError:
+            raise SessionReadError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise SessionReadError(f"{self.path}: is a directory, not a session file") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SessionReadError(f"{self.path}: cannot read ({_why(exc)})") from None
+        if not first:
+            raise SessionReadError(f"{self.path}: empty file, not a widgetspy session")
+        try:
+            self._decoder.feed(first)
+        except SessionFormatError as exc:
+            raise SessionReadError(f"{self.path}: {exc}") from None
+        assert self._decoder.header is not None
+        self.header: SessionHeader = self._decoder.header
+
+    def __iter__(self) -> Iterator[Record]:
+        fh = self._fh
+        try:
+            while True:
+                try:
+                    line = fh.readline()
+                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                    self.warnings.append(
+                        f"{self.path}: compressed data ends early ({_why(exc)}); "
+                        f"read {self._decoder.lineno} lines"
+                    )
+                    return
+                if not line:
+                    return
+                try:
+                    rec = self._decoder.feed(line)
+                except SessionFormatError as exc:
+                    if not line.endswith(b"\n"):
+                        self.warnings.append(
+                            f"{self.path}: last line {self._decoder.lineno} is truncated "
+                            f"({len(line)} bytes), ignored"
+                        )
+                        return
+                    raise SessionReadError(f"{self.path}: {exc}") from None
+                if rec is not None:
+                    yield rec
+        finally:
+            fh.close()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def open_session(path: str | os.PathLike[str]) -> SessionFile:
+    return SessionFile(path)
+
+
+def read_session(path: str | os.PathLike[str]) -> tuple[SessionHeader, list[Record], list[str]]:
+    """Read a whole session: (header, records, warnings)."""
+    sf = SessionFile(path)
+    records = list(sf)
+    return sf.header, records, sf.warnings
+
+
+def _open(path: Path) -> IO[bytes]:
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:100]
