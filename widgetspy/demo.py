@@ -9,37 +9,13 @@ control comm's `request_states`, then a shutdown.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 from .frontend import FrontendClient
+from .proxy.process import RecorderProcess
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")
-
-
-class DemoError(Exception):
-    pass
-
-
-def start_recorder(kernel: str, output: Path, connection_file: Path) -> subprocess.Popen[str]:
-    """Start `widgetspy record` and wait (on its output) until it is ready."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "widgetspy", "record", "--kernel", kernel, "-o", str(output), "--force",
-         "--connection-file", str(connection_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "connection file:" in line:
-            return proc
-    proc.wait()
-    err = proc.stderr.read().strip() if proc.stderr else ""
-    raise DemoError(err or f"widgetspy record exited with {proc.returncode}")
 
 
 def play(fe: FrontendClient, say: Callable[[str], None]) -> None:
@@ -78,14 +54,9 @@ def play(fe: FrontendClient, say: Callable[[str], None]) -> None:
 
 
 def run_demo(output: Path, kernel: str = "python3", say: Callable[[str], None] = print) -> int:
-    with tempfile.TemporaryDirectory(prefix="widgetspy-demo-") as tmp:
-        cf = Path(tmp) / "kernel.json"
-        proc = start_recorder(kernel, output, cf)
-        try:
-            with FrontendClient(str(cf)) as fe:
-                play(fe, say)
-            return proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=30)
+    """Record the story into `output`; returns the recorder's exit status.
+    Raises RecorderStartError when the recorder cannot start."""
+    with RecorderProcess(output, kernel) as rec:
+        with FrontendClient(str(rec.connection_file)) as fe:
+            play(fe, say)
+        return rec.wait()

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from .console import make_console
+
 from .errors import Failure
 from .show import load_summary, render
 
@@ -16,15 +18,16 @@ from .show import load_summary, render
 @click.option("--kernel", default="python3", show_default=True)
 def demo(output: str, kernel: str) -> None:
     """Record a scripted widget session on a real kernel, then `show` it."""
-    from ..demo import DemoError, run_demo
+    from ..demo import run_demo
+    from ..proxy.process import RecorderStartError
 
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    console = Console(highlight=False)
+    console = make_console()
     console.print(f"[bold]widgetspy demo[/]: recording a widget session on a real {kernel} kernel into {out}")
     try:
         code = run_demo(out, kernel, say=lambda s: console.print(f"  · {s}"))
-    except DemoError as exc:
+    except RecorderStartError as exc:
         raise Failure(str(exc)) from None
     if code != 0:
         raise Failure(f"the recorder exited with status {code}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+
+from .console import make_console
 from rich.table import Table
 
 from ..message import Channel, Direction
@@ -27,7 +29,7 @@ def load_summary(path: str) -> tuple[SessionSummary, list[str]]:
 def show(file: str, top: int) -> None:
     """Summarize a session: kernel, duration, traffic, widget models, errors."""
     summary, warnings = load_summary(file)
-    console = Console(highlight=False)
+    console = make_console()
     render(console, file, summary, top)
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}")

@@ -1,0 +1,104 @@
+"""`widgetspy record --kernel` as a child process: start it, know when it is ready,
+stop it. Used by the demo, the tests and the pytest plugin."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+
+class RecorderStartError(Exception):
+    """The recorder exited before it was ready; str() is its one-line error."""
+
+
+class RecorderProcess:
+    def __init__(
+        self,
+        output: str | os.PathLike[str],
+        kernel: str = "python3",
+        connection_file: str | os.PathLike[str] | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        self.output = Path(output)
+        self.kernel = kernel
+        self._tmp = None
+        if connection_file is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="widgetspy-")
+            connection_file = Path(self._tmp.name) / "kernel.json"
+        self.connection_file = Path(connection_file)
+        self.extra_args = extra_args or []
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.stdout_lines: list[str] = []
+        self.stderr = ""
+
+    def start(self) -> "RecorderProcess":
+        """Start and wait until the connection file is written (the proxy is up)."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "widgetspy", "record", "--kernel", self.kernel, "-o", str(self.output),
+             "--force", "--connection-file", str(self.connection_file), *self.extra_args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        for line in self.proc.stdout:
+            self.stdout_lines.append(line)
+            if "connection file:" in line:
+                break
+        else:
+            self.proc.wait()
+            self.stderr = self.proc.stderr.read()
+            raise RecorderStartError(self.stderr.strip() or f"widgetspy record exited with {self.proc.returncode}")
+        # keep draining its output so it never blocks on a full pipe
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        err = self.proc.stderr
+        threading.Thread(target=lambda: setattr(self, "stderr", err.read()), daemon=True).start()
+        for line in self.proc.stdout:
+            self.stdout_lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30) -> int:
+        """Ctrl-C: stop the kernel and the recording; returns the exit status."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self._tmp is not None and self.proc.poll() is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+
+    def __enter__(self) -> "RecorderProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.stop()
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
