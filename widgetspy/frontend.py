@@ -58,7 +58,7 @@ class FrontendClient:
         self.closed: set[str] = set()
         self.received: list[dict[str, Any]] = []  # every IOPub message, in arrival order
         self._pending_shell: dict[str, dict[str, Any]] = {}
-        self._drain_iopub()
+        self.drain_iopub()
 
     # ------------------------------------------------------------ sending
 
@@ -165,12 +165,13 @@ class FrontendClient:
                 return reply
             self._pending_shell[parent] = reply
 
-    def _drain_iopub(self) -> None:
+    def drain_iopub(self) -> list[dict[str, Any]]:
+        """Read every IOPub message already waiting; returns all received so far."""
         while True:
             try:
                 self._apply(self.kc.get_iopub_msg(timeout=0))
             except queue.Empty:
-                return
+                return self.received
 
     def _apply(self, msg: dict[str, Any]) -> None:
         """Keep the front-end's view of widget models, as a browser would."""

@@ -33,9 +33,10 @@ def wrapper_spec(wrapped: str, recordings: Path | None, ksm: KernelSpecManager) 
         raise KernelspecError(f"no kernelspec named {wrapped!r} (available: {names})") from None
     if any(SHIM_MODULE in a for a in base.argv):
         raise KernelspecError(f"kernelspec {wrapped!r} is already a widgetspy wrapper")
-    argv = [sys.executable, "-m", SHIM_MODULE, "--kernel", wrapped, "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", SHIM_MODULE, "--kernel", wrapped]
     if recordings is not None:
-        argv[4:4] = ["--out-dir", str(recordings)]
+        argv += ["--out-dir", str(recordings)]
+    argv += ["-f", "{connection_file}"]
     return {
         "argv": argv,
         "display_name": f"{base.display_name} (widgetspy)",

@@ -361,11 +361,12 @@ def default_recordings_dir() -> Path:
 
 
 def session_path_for(directory: Path, kernel_name: str, connection_file: str | None) -> Path:
-    """One file per kernel start: <time>-<kernel>-<kernel id>.jsonl."""
+    """One file per kernel start: <time>-<kernel>-<kernel id>-<pid>.jsonl (a restart
+    reuses the connection file, so the pid keeps two starts apart)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    kid = Path(connection_file).stem.removeprefix("kernel-")[:8] if connection_file else str(os.getpid())
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in kernel_name or "kernel")
-    return directory / f"{stamp}-{safe}-{kid}.jsonl"
+    kid = Path(connection_file).stem.removeprefix("kernel-")[:8] if connection_file else "kernel"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{kernel_name or 'kernel'}-{kid}")
+    return directory / f"{stamp}-{safe}-{os.getpid()}.jsonl"
 
 
 def load_connection_file(path: str) -> dict[str, Any]:

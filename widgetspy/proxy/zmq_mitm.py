@@ -39,6 +39,7 @@ PORT_KEYS = {
 }
 
 CAPTURE_ENDPOINT = "inproc://widgetspy-capture"
+FRONT_LINGER_MS = 500
 MAX_BATCH = 512
 
 Batch = list[tuple[Channel, Direction, list[bytes], float]]
@@ -110,8 +111,10 @@ class ZmqMitm:
             front = self.ctx.socket(front_kind)
             back = self.ctx.socket(back_kind)
             mon = self.ctx.socket(zmq.PUSH)
-            for s in (front, back, mon):
+            for s in (back, mon):
                 s.linger = 0
+            # what the kernel said last (shutdown_reply, idle) still reaches the client
+            front.linger = FRONT_LINGER_MS
             mon.sndhwm = 0
             if channel is Channel.IOPUB:
                 # The proxy never drops: only the kernel's own HWM may.
@@ -169,8 +172,9 @@ class ZmqMitm:
         except zmq.ContextTerminated:
             pass
         finally:
-            for s in (dev.front, dev.back, dev.mon):
-                s.close(linger=0)
+            dev.front.close()
+            dev.back.close(linger=0)
+            dev.mon.close(linger=0)
 
     def _capture_loop(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD})
