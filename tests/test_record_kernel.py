@@ -323,3 +323,28 @@ def test_show_summarizes_the_recording(widget_session):
     assert "no.such.target" in out and "kernel_exited" in out
     n = len(messages(widget_session["records"]))
     assert f"{n} messages" in out
+
+
+def test_frames_that_do_not_parse_are_forwarded_and_logged(recorder, frontend):
+    import zmq
+
+    rec = recorder()
+    info = json.loads(rec.connection_file.read_text())
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.DEALER)
+    raw.linger = 0
+    raw.connect(f"tcp://127.0.0.1:{info['shell_port']}")
+    raw.send_multipart([b"not a jupyter message", b"\x00\x01\x02"])
+    raw.send_multipart([b"<IDS|MSG>", b"sig", b"{broken json", b"{}", b"{}", b"{}"])
+    fe = frontend(rec.connection_file)  # the kernel keeps serving real clients
+    assert fe.execute("print(6 * 7)").stdout == "42\n"
+    raw.close()
+    ctx.term()
+    rec.stop()
+    records = read_session(rec.output)[1]
+    unparsed = [r for r in records if type(r).__name__ == "UnparsedRecord"]
+    assert len(unparsed) == 2
+    assert unparsed[0].reason == "no <IDS|MSG> delimiter frame"
+    assert unparsed[1].reason.startswith("header is not JSON: ")
+    assert all(u.channel is Channel.SHELL and u.direction is Direction.TO_KERNEL for u in unparsed)
+    assert unparsed[0].preview.startswith("6e 6f 74") and unparsed[0].frames == 2
