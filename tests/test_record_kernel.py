@@ -347,4 +347,5 @@ def test_frames_that_do_not_parse_are_forwarded_and_logged(recorder, frontend):
     assert unparsed[0].reason == "no <IDS|MSG> delimiter frame"
     assert unparsed[1].reason.startswith("header is not JSON: ")
     assert all(u.channel is Channel.SHELL and u.direction is Direction.TO_KERNEL for u in unparsed)
-    assert unparsed[0].preview.startswith("6e 6f 74") and unparsed[0].frames == 2
+    # the raw frames as the proxy got them: the client identity the ROUTER added, then ours
+    assert "6e 6f 74 20 61" in unparsed[0].preview and unparsed[0].frames == 3
