@@ -38,6 +38,7 @@ def test_every_kernel_a_command_starts_is_recorded(tmp_path):
     assert len(sessions) == 2
     for n, (header, records, warnings) in enumerate(sessions, start=1):
         assert header.recorder["mode"] == "provisioner" and header.kernel["name"] == "python3"
+        assert header.kernel["display_name"] == "Python 3 (ipykernel)" and header.kernel["language"] == "python"
         msgs = [r for r in records if isinstance(r, MessageRecord)]
         streams = [r.msg.content["text"] for r in msgs if r.msg_type == "stream"]
         assert streams == [f"{n * 10}\n"]

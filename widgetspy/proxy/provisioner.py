@@ -39,6 +39,8 @@ class RecordingProvisioner(LocalProvisioner):  # type: ignore[misc]
             getattr(spec, "interrupt_mode", "signal") or "signal",
             "--language",
             getattr(spec, "language", "") or "",
+            "--display-name",
+            getattr(spec, "display_name", "") or "",
         ]
         if getattr(km, "kernel_name", ""):
             wrapped += ["--kernel", km.kernel_name]

@@ -57,6 +57,7 @@ class ShimOptions:
     front_connection_file: str | None = None  # its path inside kernel_argv is replaced by the private one
     interrupt_mode: str = "signal"
     language: str = ""
+    display_name: str = ""
     mode: str = "record"  # record | kernelspec | provisioner: written into the header
     owner: bool = False
     startup_timeout: float = 60.0
@@ -179,7 +180,7 @@ class KernelShim:
                 argv = [a.replace(opts.front_connection_file, "{connection_file}") for a in argv]
             km._kernel_spec = KernelSpec(
                 argv=argv,
-                display_name=opts.kernel_name or argv[0],
+                display_name=opts.display_name or opts.kernel_name or argv[0],
                 language=opts.language,
                 interrupt_mode=opts.interrupt_mode,
                 env={},
@@ -391,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="kernelspec", choices=["kernelspec", "provisioner"])
     parser.add_argument("--interrupt-mode", default="signal", choices=["signal", "message"])
     parser.add_argument("--language", default="")
+    parser.add_argument("--display-name", default="")
     parser.add_argument("argv", nargs="*", help="the kernel command (after --)")
     args = parser.parse_args(argv)
     if not args.kernel and not args.argv:
@@ -408,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             front_connection_file=args.connection_file,
             interrupt_mode=args.interrupt_mode,
             language=args.language,
+            display_name=args.display_name,
             mode=args.mode,
         )
         return KernelShim(opts).run()
