@@ -297,6 +297,22 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     assert result.stderr.strip() == f"widgetspy: port {port} (shell) on 127.0.0.1 is already in use"
 
 
+def test_curve_encrypted_connection_is_refused_clearly(tmp_path):
+    cf = tmp_path / "kernel.json"
+    cf.write_text(json.dumps({
+        "ip": "127.0.0.1", "transport": "tcp", "key": "k", "signature_scheme": "hmac-sha256",
+        "shell_port": 0, "iopub_port": 0, "stdin_port": 0, "control_port": 0, "hb_port": 0,
+        "curve_publickey": "x" * 40, "curve_secretkey": "y" * 40,
+    }))
+    result = subprocess.run(
+        [sys.executable, "-m", "widgetspy.proxy.shim", "-f", str(cf), "--kernel", "python3", "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("start the kernel without transport encryption")
+    assert result.stderr.strip().count("\n") == 0
+
+
 def test_existing_output_is_not_overwritten(tmp_path):
     out = tmp_path / "keep.jsonl"
     out.write_text("precious\n")

@@ -100,8 +100,8 @@ class KernelShim:
 
     def _run(self) -> int:
         front = dict(self.opts.front)
-        self.mitm = ZmqMitm(front, {}, on_batch=lambda b: self.recorder.on_batch(b), clock=self.clock)  # type: ignore[union-attr]
         try:
+            self.mitm = ZmqMitm(front, {}, on_batch=lambda b: self.recorder.on_batch(b), clock=self.clock)  # type: ignore[union-attr]
             self.mitm.bind()
         except ProxyError as exc:
             raise ShimError(str(exc)) from None

@@ -79,6 +79,11 @@ class ZmqMitm:
     ):
         if front.get("transport", "tcp") != "tcp":
             raise ProxyError(f"transport {front.get('transport')!r} is not supported (tcp only)")
+        if front.get("curve_publickey") or front.get("curve_secretkey"):
+            raise ProxyError(
+                "the connection file asks for CurveZMQ encryption, which widgetspy cannot record; "
+                "start the kernel without transport encryption"
+            )
         self.front_info = dict(front)
         self.back_info = back
         self.on_batch = on_batch
