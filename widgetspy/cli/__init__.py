@@ -20,10 +20,13 @@ def cli() -> None:
 def _register() -> None:
     from .demo import demo
     from .kernelspec import kernelspec
+    from .models import models
     from .record import record
     from .show import show
+    from .state import state
+    from .timeline import timeline
 
-    for command in (record, show, kernelspec, demo):
+    for command in (record, show, kernelspec, demo, timeline, state, models):
         cli.add_command(command)
 
 

@@ -1,0 +1,67 @@
+"""Requests to the kernel, remembered so that what the kernel sends back can
+name its cause (`parent_header.msg_id` -> the request).
+
+Bounded: a request is kept while it runs and for a while after its
+`status: idle` (late messages from threads can still point at it), so memory
+does not grow with the length of the session.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..message import Direction
+from ..session.records import MessageRecord
+from .changes import Cause
+
+FINISHED_KEPT = 4096
+
+
+class CauseBook:
+    def __init__(self, finished_kept: int = FINISHED_KEPT) -> None:
+        self._running: dict[str, Cause] = {}
+        self._finished: OrderedDict[str, Cause] = OrderedDict()
+        self._finished_kept = finished_kept
+
+    def request(self, rec: MessageRecord) -> Cause | None:
+        """Remember a message sent to the kernel; returns its Cause."""
+        msg = rec.msg
+        if rec.direction is not Direction.TO_KERNEL or not msg.msg_id:
+            return None
+        content = msg.content
+        code = content.get("code") if msg.msg_type == "execute_request" else None
+        cell_id = msg.metadata.get("cellId") if msg.msg_type == "execute_request" else None
+        cause = Cause(
+            msg_id=msg.msg_id,
+            msg_type=msg.msg_type,
+            seq=rec.seq,
+            t=rec.t,
+            direction=rec.direction,
+            channel=rec.channel,
+            code=code if isinstance(code, str) else None,
+            cell_id=cell_id if isinstance(cell_id, str) else None,
+            comm_id=msg.comm_id,
+            method=msg.comm_method if msg.msg_type == "comm_msg" else None,
+            peer=rec.peer,
+        )
+        self._running[msg.msg_id] = cause
+        return cause
+
+    def get(self, msg_id: str | None) -> Cause | None:
+        if not msg_id:
+            return None
+        return self._running.get(msg_id) or self._finished.get(msg_id)
+
+    def finished(self, msg_id: str | None) -> None:
+        """The kernel reported idle for this request."""
+        cause = self._running.pop(msg_id, None) if msg_id else None
+        if cause is None:
+            return
+        self._finished[cause.msg_id] = cause
+        while len(self._finished) > self._finished_kept:
+            self._finished.popitem(last=False)
+
+    def forget_running(self) -> None:
+        """A new kernel: nothing that was running will finish."""
+        for msg_id in list(self._running):
+            self.finished(msg_id)
