@@ -123,6 +123,22 @@ class FrontendClient:
         msg_id = self.send("comm_close", {"comm_id": comm_id, "data": {}})
         return self.wait_idle(msg_id)
 
+    def interrupt(self, msg_id: str, *, every: float = 1.0, timeout: float | None = None) -> RequestResult:
+        """Interrupt the running request `msg_id` and wait for its idle; the
+        interrupt is sent again every `every` seconds (one that comes before the
+        kernel runs user code is ignored, as a person pressing the button knows)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            self.send("interrupt_request", {}, channel="control")
+            try:
+                result = self.wait_idle(msg_id, timeout=min(every, max(0.01, deadline - time.monotonic())))
+            except FrontendTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            result.reply = self.shell_reply(msg_id)
+            return result
+
     def shutdown(self, restart: bool = False) -> dict[str, Any]:
         msg_id = self.send("shutdown_request", {"restart": restart}, channel="control")
         deadline = time.monotonic() + self.timeout

@@ -22,11 +22,12 @@ def _register() -> None:
     from .kernelspec import kernelspec
     from .models import models
     from .record import record
+    from .replay import replay
     from .show import show
     from .state import state
     from .timeline import timeline
 
-    for command in (record, show, kernelspec, demo, timeline, state, models):
+    for command in (record, replay, show, kernelspec, demo, timeline, state, models):
         cli.add_command(command)
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 
@@ -24,7 +25,10 @@ class RecorderProcess:
         connection_file: str | os.PathLike[str] | None = None,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        log: str | os.PathLike[str] | None = None,
     ):
+        """`log`: detach the recorder so it can outlive us: its own session, its
+        output into this file instead of pipes to us."""
         self.output = Path(output)
         self.kernel = kernel
         self._tmp = None
@@ -34,20 +38,18 @@ class RecorderProcess:
         self.connection_file = Path(connection_file)
         self.extra_args = extra_args or []
         self.env = env
+        self.log = Path(log) if log else None
         self.proc: subprocess.Popen[str] | None = None
         self.stdout_lines: list[str] = []
         self.stderr = ""
 
     def start(self) -> "RecorderProcess":
         """Start and wait until the connection file is written (the proxy is up)."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "widgetspy", "record", "--kernel", self.kernel, "-o", str(self.output),
-             "--force", "--connection-file", str(self.connection_file), *self.extra_args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env,
-        )
+        argv = [sys.executable, "-m", "widgetspy", "record", "--kernel", self.kernel, "-o", str(self.output),
+                "--force", "--connection-file", str(self.connection_file), *self.extra_args]
+        if self.log is not None:
+            return self._start_detached(argv)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         for line in self.proc.stdout:
             self.stdout_lines.append(line)
@@ -59,6 +61,21 @@ class RecorderProcess:
             raise RecorderStartError(self.stderr.strip() or f"widgetspy record exited with {self.proc.returncode}")
         # keep draining its output so it never blocks on a full pipe
         threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _start_detached(self, argv: list[str]) -> "RecorderProcess":
+        assert self.log is not None
+        with open(self.log, "w") as fh:
+            self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, text=True, env=self.env,
+                                         start_new_session=True)
+        # Its only way to tell us it is ready is the log: read it as it grows.
+        while "connection file:" not in self.log.read_text():
+            if self.proc.poll() is not None:
+                lines = [l for l in self.log.read_text().splitlines() if l.startswith("widgetspy:")]
+                raise RecorderStartError(lines[-1].removeprefix("widgetspy: error: ") if lines else
+                                         f"widgetspy record exited with {self.proc.returncode}")
+            time.sleep(0.02)
+        self.stdout_lines = self.log.read_text().splitlines(keepends=True)
         return self
 
     def _drain(self) -> None:

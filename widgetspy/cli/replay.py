@@ -1,0 +1,93 @@
+"""`widgetspy replay FILE`: play the front-end's side again, report divergences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..replay.compare import MISSING, _show
+from ..replay.engine import PACES
+from ..replay.runner import ReplayError, ReplayOptions, ReplayResult, run_replay
+from .console import make_console
+from .errors import Failure
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--kernel", help="Kernelspec to replay against [the recorded one].")
+@click.option("--pace", type=click.Choice(PACES), default="idle", show_default=True,
+              help="idle: wait for what the front-end had seen; recorded: keep the recorded gaps; fast: no waiting.")
+@click.option("--ignore", multiple=True, metavar="PATH",
+              help="Leave out of the comparison: state.KEY, re:REGEX (output text), or a part "
+                   "(stream, display, error, reply, stdin, echo, custom, close, open, state). Repeatable.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the replayed run as a session file.")
+@click.option("--until", type=int, metavar="SEQ", help="Stop just before this recorded seq.")
+@click.option("--keep-kernel", is_flag=True, help="Leave the kernel running (with --until: the state before SEQ).")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the kernel.")
+@click.option("--include-debug", is_flag=True, help="Also replay debugger messages.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def replay(file: str, kernel: str | None, pace: str, ignore: tuple[str, ...], out: str | None, until: int | None,
+           keep_kernel: bool, timeout: float, include_debug: bool, quiet: bool) -> None:
+    """Replay a session's front-end messages against a fresh kernel and report
+    where the kernel now behaves differently. Exit 0 identical, 1 diverged, 2 error."""
+    console = make_console()
+    opts = ReplayOptions(kernel=kernel, pace=pace, ignore=list(ignore), out=Path(out) if out else None,
+                         until=until, keep_kernel=keep_kernel, timeout=timeout, include_debug=include_debug)
+    if out and Path(out).exists():
+        raise Failure(f"{out} already exists")
+    progress = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.description}"), console=console, transient=True, disable=quiet)
+    try:
+        with progress:
+            task = progress.add_task("", total=None)
+
+            def on_step(done: int, total: int, what: str) -> None:
+                progress.update(task, completed=done, total=total, description=what[:50])
+
+            result = run_replay(Path(file), opts, on_step)
+    except ReplayError as exc:
+        raise Failure(str(exc)) from None
+    report(console, result)
+    raise SystemExit(0 if result.identical else 1)
+
+
+def report(console, r: ReplayResult) -> None:  # type: ignore[no-untyped-def]
+    print_ = console.print
+
+    def say(text: str) -> None:  # one report line per line: grep-able, never wrapped
+        print_(text, soft_wrap=True)
+
+    skipped = f" ({len(r.plan.skipped)} skipped: {r.plan.skipped_summary()})" if r.plan.skipped else ""
+    say(f"replayed {r.sent} front-end messages of {r.path} on a fresh {r.kernel} kernel{skipped}")
+    for w in r.warnings:
+        say(f"[yellow]warning:[/] {w}")
+    for note in r.notes:
+        say(f"note: {note}")
+    if r.identical:
+        say(f"[green]identical[/]: replies, outputs, comms and widget state match ({r.elapsed:.1f} s)")
+    else:
+        first = r.divergences[0]
+        say(f"[red bold]DIVERGED[/] at seq {first.seq}, in {first.request} @{first.request_seq}")
+        say(f"  {first.where}")
+        say(f"    expected: {_show(first.expected, 400)}")
+        say(f"    actual:   {_show(first.actual, 400)}")
+        if first.near:
+            say("  nearest recorded messages:")
+            for line in first.near:
+                say(f"    {line}")
+        requests = len({d.request_seq for d in r.divergences})
+        say(f"{len(r.divergences)} divergence(s) in {requests} request(s):")
+        for d in r.divergences[:50]:
+            say(f"  @{d.seq} {d.request}: {d.short()}")
+        if len(r.divergences) > 50:
+            say(f"  … and {len(r.divergences) - 50} more")
+    if r.out:
+        say(f"replayed run written to {r.out}")
+    if r.kept is not None:
+        cf = r.kept.connection_file
+        say(f"kernel kept running (recorder pid {r.kept.pid}, still recording into {r.kept.output})")
+        say(f"  connection file: {cf}")
+        say(f"  attach with:     jupyter console --existing {cf}")
+        say(f"  stop with:       kill -INT {r.kept.pid}")

@@ -1,0 +1,183 @@
+"""Run a replay: a fresh kernel behind our own recorder, the engine driving it.
+
+The new kernel is started by `widgetspy record --kernel NAME` (a child
+process), so the replayed run is itself recorded in the session format
+(`--out`), and `--keep-kernel` can simply leave that recorder running.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..session import SessionReadError, read_session
+from ..proxy.process import RecorderProcess, RecorderStartError
+from .compare import MISSING, Divergence, Ignores, diff_digests, near_misses
+from .engine import ReplayEngine, recorded_kernel_messages
+from .link import KernelLink, LinkError
+from .plan import Plan, build_plan
+
+
+INTERRUPT_AGAIN_AFTER = 1.0  # seconds
+
+
+class ReplayError(Exception):
+    """The replay could not run (bad input, kernel failure); str() is one line."""
+
+
+@dataclass
+class ReplayOptions:
+    kernel: str | None = None
+    pace: str = "idle"
+    ignore: list[str] = field(default_factory=list)
+    out: Path | None = None
+    until: int | None = None
+    keep_kernel: bool = False
+    timeout: float = 60.0
+    include_debug: bool = False
+
+
+@dataclass
+class ReplayResult:
+    path: Path
+    kernel: str
+    plan: Plan
+    sent: int
+    divergences: list[Divergence]
+    notes: list[str]
+    elapsed: float
+    out: Path | None
+    kept: RecorderProcess | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return not self.divergences
+
+
+def load_plan(path: Path, opts: ReplayOptions) -> tuple[Plan, str, list[str]]:
+    try:
+        header, records, warnings = read_session(path)
+    except SessionReadError as exc:
+        raise ReplayError(str(exc)) from None
+    try:
+        Ignores.parse(opts.ignore)
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
+    plan = build_plan(records, include_debug=opts.include_debug, until=opts.until)
+    if not plan.steps:
+        raise ReplayError(f"{path}: no front-end messages to replay")
+    kernel = opts.kernel or header.kernel.get("name") or "python3"
+    return plan, kernel, warnings
+
+
+def run_replay(
+    path: Path, opts: ReplayOptions, on_step: Callable[[int, int, str], None] | None = None
+) -> ReplayResult:
+    plan, kernel, warnings = load_plan(path, opts)
+    ignores = Ignores.parse(opts.ignore)
+    tmp = None
+    out = opts.out
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="widgetspy-replay-")
+        out = Path(tmp.name) / "replay.jsonl"
+    started = time.monotonic()
+    kept = {}
+    if opts.keep_kernel:  # the kernel outlives us: a lasting connection file, a detached recorder
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        runtime = Path(jupyter_runtime_dir())
+        runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"widgetspy-replay-{os.getpid()}"
+        kept = {"connection_file": runtime / f"{name}.json", "log": runtime / f"{name}.log"}
+    try:
+        rec = RecorderProcess(out, kernel, **kept).start()
+    except RecorderStartError as exc:
+        raise ReplayError(f"cannot start kernel {kernel!r}: {exc}") from None
+    link = KernelLink(str(rec.connection_file))
+    keep = False
+    try:
+        try:
+            link.warm_up(opts.timeout)
+        except LinkError as exc:
+            raise ReplayError(str(exc)) from None
+        engine = ReplayEngine(plan, opts.pace)
+        _drive(engine, link, rec, opts, on_step)
+        divergences = []
+        teardown = Ignores(categories=set(Ignores.CATEGORIES) - {"reply"})
+        for step, expected, actual in engine.digests(ignores):
+            # a shutdown's output is the old kernel's teardown noise: only its reply counts
+            rules = teardown if step.msg_type == "shutdown_request" else ignores
+            divergences.extend(diff_digests(expected, actual, step.seq, step.describe(), rules))
+        recorded = recorded_kernel_messages(plan)
+        for dv in divergences:
+            if dv.expected == MISSING and dv.msg_type:
+                dv.near = near_misses(dv.msg_type, dv.actual, recorded)
+        divergences.sort(key=lambda d: d.seq)
+        keep = opts.keep_kernel
+        return ReplayResult(
+            path=path, kernel=kernel, plan=plan, sent=len(engine.sent_seqs), divergences=divergences,
+            notes=engine.notes, elapsed=time.monotonic() - started, out=opts.out,
+            kept=rec if keep else None, warnings=warnings,
+        )
+    finally:
+        link.close()
+        if not keep:
+            rec.__exit__(None, None, None)
+            if tmp is not None:
+                tmp.cleanup()
+
+
+def _drive(
+    engine: ReplayEngine, link: KernelLink, rec: RecorderProcess, opts: ReplayOptions,
+    on_step: Callable[[int, int, str], None] | None,
+) -> None:
+    steps = engine.plan.steps
+    first_t = steps[0].t
+    t0 = time.monotonic()
+    last_news = time.monotonic()
+    interrupted: set[int] = set()  # shell requests running when an interrupt was replayed
+    interrupt_at = 0.0
+    while not engine.finished():
+        if rec.proc is not None and rec.proc.poll() is not None:
+            raise ReplayError(
+                f"the kernel exited (status {rec.proc.returncode}) while waiting for {engine.waiting_for()}"
+            )
+        if engine.needs_kernel_probe():
+            try:
+                link.warm_up(opts.timeout)
+            except LinkError as exc:
+                raise ReplayError(f"after its restart, {exc}") from None
+            engine.kernel_back()
+            last_news = time.monotonic()
+        wait = 0.2
+        while (step := engine.ready()) is not None:
+            if opts.pace == "recorded":
+                due = t0 + (step.t - first_t)
+                if time.monotonic() < due:
+                    wait = min(wait, due - time.monotonic())
+                    break
+            header = link.send(step.peer, engine.build(step))
+            engine.sent(step, header["msg_id"])
+            if step.msg_type == "interrupt_request":
+                interrupted = {r for r in engine.running() if engine.step_of[r].channel.value == "shell"}
+                interrupt_at = time.monotonic()
+            last_news = time.monotonic()
+            if on_step:
+                on_step(engine.position, len(steps), step.describe())
+        interrupted &= engine.running()
+        if interrupted and time.monotonic() - interrupt_at > INTERRUPT_AGAIN_AFTER:
+            # ipykernel ignores an interrupt that comes before it runs user code;
+            # a person would press the button again, and so do we
+            link.interrupt(engine.step_of[min(interrupted)].peer)
+            engine.notes.append(f"interrupt sent again for @{min(interrupted)} (the first came before the cell ran)")
+            interrupt_at = time.monotonic()
+        for channel, msg in link.poll(max(0.0, wait)):
+            engine.received(channel, msg)
+            last_news = time.monotonic()
+        if time.monotonic() - last_news > opts.timeout:
+            raise ReplayError(f"no answer from the kernel for {opts.timeout:.0f} s while waiting for {engine.waiting_for()}")
