@@ -171,8 +171,8 @@ def digest(messages: Iterable[tuple[int | None, Message]], ignores: Ignores, mod
                 target = d.states if method == "update" else d.echoes
                 state = _with_buffers(msg.comm_data, "state", msg)
                 target.setdefault(cid, {}).update(state)
-                for key in state:
-                    _at(d, f"{method}.{cid}.{key}", seq)
+                for key in state:  # the message that set the value the request ended with
+                    _at(d, f"{method}.{cid}.{key}", seq, last=True)
             elif method == "update_states":
                 states = msg.comm_data.get("states")
                 d.states.setdefault(cid, {}).update({"update_states": sorted(states) if isinstance(states, dict) else states})
@@ -198,9 +198,12 @@ def digest(messages: Iterable[tuple[int | None, Message]], ignores: Ignores, mod
     return d
 
 
-def _at(d: Digest, where: str, seq: int | None) -> None:
+def _at(d: Digest, where: str, seq: int | None, last: bool = False) -> None:
     if seq is not None:
-        d.seqs.setdefault(where, seq)
+        if last:
+            d.seqs[where] = seq
+        else:
+            d.seqs.setdefault(where, seq)
 
 
 # ---------------------------------------------------------------------- differences
