@@ -40,7 +40,8 @@ PORT_KEYS = {
 
 CAPTURE_ENDPOINT = "inproc://widgetspy-capture"
 FRONT_LINGER_MS = 500
-MAX_BATCH = 512
+MAX_BATCH = 512  # messages per capture batch ...
+MAX_BATCH_BYTES = 4 << 20  # ... and bytes: a burst of 1 MiB buffers must not be encoded all at once
 
 Batch = list[tuple[Channel, Direction, list[bytes], float]]
 
@@ -195,14 +196,16 @@ class ZmqMitm:
                         return  # drained: nothing arrived for 50 ms after stop
                     continue
                 batch: Batch = []
+                nbytes = 0
                 now = self.clock()
-                while len(batch) < MAX_BATCH:
+                while len(batch) < MAX_BATCH and nbytes < MAX_BATCH_BYTES:
                     try:
                         parts = pull.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
                     channel, direction = parse_tag(parts[0])
                     batch.append((channel, direction, parts[1:], now))
+                    nbytes += sum(len(p) for p in parts)
                 self.on_batch(batch)
         except zmq.ContextTerminated:
             pass

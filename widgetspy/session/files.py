@@ -21,6 +21,9 @@ from .format import SessionDecoder, SessionFormatError, encode_header, encode_re
 from .records import Record, SessionHeader
 
 
+WRITE_CHUNK = 1 << 20
+
+
 class SessionReadError(Exception):
     """The file cannot be read as a session. str() is a one-line message."""
 
@@ -52,9 +55,19 @@ class SessionWriter:
         self._write(encode_record(record))
 
     def write_many(self, records: Iterable[Record]) -> None:
-        data = b"".join(encode_record(r) for r in records)
-        if data:
-            self._write(data)
+        """Write complete lines, about WRITE_CHUNK bytes per write (never a
+        partial line: a killed writer still leaves only whole lines)."""
+        chunk: list[bytes] = []
+        size = 0
+        for rec in records:
+            line = encode_record(rec)
+            chunk.append(line)
+            size += len(line)
+            if size >= WRITE_CHUNK:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            self._write(b"".join(chunk))
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

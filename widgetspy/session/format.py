@@ -72,7 +72,8 @@ def encode_record(rec: Record) -> bytes:
         }
         if not rec.strict_json:
             obj["strict_json"] = False
-        return dumps(obj, strict=rec.strict_json) + b"\n"
+            return dumps(obj, strict=False) + b"\n"
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
     if isinstance(rec, EventRecord):
         obj = {"seq": rec.seq, "t": round(rec.t, 6), "type": "event", "event": rec.event}
         obj.update(rec.data)
