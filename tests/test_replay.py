@@ -62,8 +62,7 @@ def hard_story(fe: FrontendClient) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert fe.interrupt(msg_id).reply["content"]["ename"] == "KeyboardInterrupt"
-    fe.shutdown(restart=True)
-    fe.kc.wait_for_ready(timeout=60)
+    fe.restart()
     fe.execute("print('after restart', 'b' in dir())")
 
 

@@ -98,10 +98,10 @@ def test_digests_compare_merged_state_not_message_counts():
             "method": "update", "state": u, "buffer_paths": []}})) for i, u in enumerate(updates, 1)]
 
     ign = Ignores()
-    a = digest(msgs({"value": 1}, {"value": 2}, {"max": 9}), ign, {"S1": "IntSliderModel"})
-    b = digest(msgs({"value": 2, "max": 9}), ign, {})
+    a = digest(msgs({"value": 1}, {"value": 2}, {"max": 9}), {"S1": "IntSliderModel"})
+    b = digest(msgs({"value": 2, "max": 9}), {})
     assert diff_digests(a, b, 1, "req", ign) == []
-    c = digest(msgs({"value": 3, "max": 9}), ign, {})
+    c = digest(msgs({"value": 3, "max": 9}), {})
     (dv,) = diff_digests(a, c, 1, "req", ign)
     assert (dv.where, dv.expected, dv.actual, dv.seq) == ("update IntSliderModel S1 state.value", 2, 3, 2)
     assert diff_digests(a, c, 1, "req", Ignores.parse(["state.value"])) == []
@@ -113,8 +113,8 @@ def test_buffers_and_volatile_text_are_compared_as_content():
             "method": "update", "state": {"x": {"shape": [2]}}, "buffer_paths": [["x", "ar"]]}}, buffers=[data]))]
 
     ign = Ignores()
-    assert diff_digests(digest(with_buffer(b"AB"), ign, {}), digest(with_buffer(b"AB"), ign, {}), 1, "r", ign) == []
-    (dv,) = diff_digests(digest(with_buffer(b"AB"), ign, {}), digest(with_buffer(b"AC"), ign, {}), 1, "r", ign)
+    assert diff_digests(digest(with_buffer(b"AB"), {}), digest(with_buffer(b"AB"), {}), 1, "r", ign) == []
+    (dv,) = diff_digests(digest(with_buffer(b"AB"), {}), digest(with_buffer(b"AC"), {}), 1, "r", ign)
     assert dv.where.endswith("state.x") and "2 bytes sha256:" in dv.expected["ar"]
     assert normalize_text("<obj at 0x7f3a2b1c9d80> \x1b[31mred\x1b[0m Wall time: 1.23 ms") == "<obj at 0x…> red Wall time: <t>"
 
@@ -176,6 +176,6 @@ def test_a_comm_the_new_kernel_never_opens_does_not_hang_the_replay():
                                            content={"execution_state": "idle"}))
     # the request is over without that comm: send anyway (the comparison reports the missing comm_open)
     assert engine.ready().seq == 4
-    (step, expected, actual), = [d for d in engine.digests(Ignores()) if d[0].seq == 1]
+    (step, expected, actual), = [d for d in engine.digests() if d[0].seq == 1]
     assert [dv.where for dv in diff_digests(expected, actual, 1, "r", Ignores())] == ["comm_open IntSliderModel S1"]
     assert diff_digests(expected, actual, 1, "r", Ignores())[0].actual == MISSING

@@ -139,6 +139,26 @@ class FrontendClient:
             result.reply = self.shell_reply(msg_id)
             return result
 
+    def restart(self) -> None:
+        """Restart the kernel and wait until the new one answers on shell and IOPub
+        (output sent before IOPub is subscribed again would be lost)."""
+        self.shutdown(restart=True)
+        self.kc.wait_for_ready(timeout=self.timeout)
+        self.sync_iopub()
+
+    def sync_iopub(self) -> None:
+        """Ask for kernel_info until its IOPub idle arrives: IOPub is connected."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            msg_id = self.kc.kernel_info()
+            try:
+                self.wait_idle(msg_id, timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+                self.shell_reply(msg_id)
+                return
+            except FrontendTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+
     def shutdown(self, restart: bool = False) -> dict[str, Any]:
         msg_id = self.send("shutdown_request", {"restart": restart}, channel="control")
         deadline = time.monotonic() + self.timeout

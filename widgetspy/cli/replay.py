@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..replay.compare import MISSING, _show
@@ -56,20 +57,22 @@ def replay(file: str, kernel: str | None, pace: str, ignore: tuple[str, ...], ou
 def report(console, r: ReplayResult) -> None:  # type: ignore[no-untyped-def]
     print_ = console.print
 
-    def say(text: str) -> None:  # one report line per line: grep-able, never wrapped
-        print_(text, soft_wrap=True)
+    def say(text: str, markup: bool = False) -> None:
+        # one report line per line (grep-able, never wrapped); the data in it is
+        # never read as rich markup ("[patched]" would vanish)
+        print_(text, soft_wrap=True, markup=markup, highlight=False)
 
     skipped = f" ({len(r.plan.skipped)} skipped: {r.plan.skipped_summary()})" if r.plan.skipped else ""
     say(f"replayed {r.sent} front-end messages of {r.path} on a fresh {r.kernel} kernel{skipped}")
     for w in r.warnings:
-        say(f"[yellow]warning:[/] {w}")
+        say(f"[yellow]warning:[/] {escape(w)}", markup=True)
     for note in r.notes:
         say(f"note: {note}")
     if r.identical:
-        say(f"[green]identical[/]: replies, outputs, comms and widget state match ({r.elapsed:.1f} s)")
+        say(f"[green]identical[/]: replies, outputs, comms and widget state match ({r.elapsed:.1f} s)", markup=True)
     else:
         first = r.divergences[0]
-        say(f"[red bold]DIVERGED[/] at seq {first.seq}, in {first.request} @{first.request_seq}")
+        say(f"[red bold]DIVERGED[/] at seq {first.seq}, in {escape(first.request)} @{first.request_seq}", markup=True)
         say(f"  {first.where}")
         say(f"    expected: {_show(first.expected, 400)}")
         say(f"    actual:   {_show(first.actual, 400)}")

@@ -127,12 +127,11 @@ def _with_buffers(data: dict[str, Any], key: str, msg: Message) -> dict[str, Any
         return dict(state)
 
 
-def digest(messages: Iterable[tuple[int | None, Message]], ignores: Ignores, models: dict[str, str]) -> Digest:
+def digest(messages: Iterable[tuple[int | None, Message]], models: dict[str, str]) -> Digest:
     """Boil a request's kernel messages down. `messages` are (recorded seq or None,
     message with recorded ids); `models` (comm id -> class) names comms opened
-    by earlier requests."""
+    by earlier requests and learns those opened here."""
     d = Digest()
-    extra = ignores.patterns
     for seq, msg in messages:
         t = msg.msg_type
         content = msg.content if isinstance(msg.content, dict) else {}
@@ -155,7 +154,7 @@ def digest(messages: Iterable[tuple[int | None, Message]], ignores: Ignores, mod
             entry = {"msg_type": t, **{k: v for k, v in content.items() if k not in ("execution_count", "transient")}}
             if t == "error" and content.get("ename") == "KeyboardInterrupt":
                 entry.pop("traceback", None)  # where an interrupt lands is timing, not behaviour
-            d.outputs.append(_normalize_strings(entry, extra))
+            d.outputs.append(_normalize_strings(entry, []))
             _at(d, f"outputs[{len(d.outputs) - 1}]", seq)
         elif t == "comm_open":
             cid = str(msg.comm_id)
@@ -186,14 +185,6 @@ def digest(messages: Iterable[tuple[int | None, Message]], ignores: Ignores, mod
         elif t == "comm_close":
             d.closes.append(str(msg.comm_id))
             _at(d, f"close.{msg.comm_id}", seq)
-    for cid in list(d.states) + list(d.echoes) + list(d.opens):
-        for bucket in (d.states, d.echoes):
-            if cid in bucket:
-                for key in ignores.state_keys:
-                    bucket[cid].pop(key, None)
-        if cid in d.opens:
-            for key in ignores.state_keys:
-                d.opens[cid]["state"].pop(key, None)
     d.models = models
     return d
 
@@ -260,8 +251,8 @@ def diff_digests(expected: Digest, actual: Digest, request_seq: int, request: st
                 add(f"stream {name}", f"stream.{name}", e if e is not None else MISSING, a if a is not None else MISSING,
                     "stream")
     if "display" not in skip or "error" not in skip:
-        e_out = [o for o in expected.outputs if _output_kept(o, skip)]
-        a_out = [o for o in actual.outputs if _output_kept(o, skip)]
+        e_out = [_normalize_strings(o, ignores.patterns) for o in expected.outputs if _output_kept(o, skip)]
+        a_out = [_normalize_strings(o, ignores.patterns) for o in actual.outputs if _output_kept(o, skip)]
         for i in range(max(len(e_out), len(a_out))):
             e = e_out[i] if i < len(e_out) else MISSING
             a = a_out[i] if i < len(a_out) else MISSING
@@ -281,14 +272,14 @@ def diff_digests(expected: Digest, actual: Digest, request_seq: int, request: st
                 continue
             if "state" in skip:
                 continue
-            for path, ev, av in _field_diffs(e["state"], a["state"], "state"):
+            for path, ev, av in _field_diffs(_without(e["state"], ignores), _without(a["state"], ignores), "state"):
                 add(f"comm_open {model(cid)} {path}", f"open.{cid}", ev, av)
     for method, e_bucket, a_bucket, cat in (("update", expected.states, actual.states, "state"),
                                             ("echo_update", expected.echoes, actual.echoes, "echo")):
         if cat in skip:
             continue
         for cid in sorted(set(e_bucket) | set(a_bucket)):
-            e_state, a_state = e_bucket.get(cid, {}), a_bucket.get(cid, {})
+            e_state, a_state = _without(e_bucket.get(cid, {}), ignores), _without(a_bucket.get(cid, {}), ignores)
             for key in sorted(set(e_state) | set(a_state)):
                 ev, av = e_state.get(key, MISSING), a_state.get(key, MISSING)
                 if ev != av:
@@ -302,6 +293,10 @@ def diff_digests(expected: Digest, actual: Digest, request_seq: int, request: st
         add("comm_close", None, sorted(expected.closes), sorted(actual.closes))
     out.sort(key=lambda dv: dv.seq)
     return out
+
+
+def _without(state: dict[str, Any], ignores: Ignores) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k not in ignores.state_keys} if ignores.state_keys else state
 
 
 def _clean(text: str | None, ignores: Ignores) -> str | None:

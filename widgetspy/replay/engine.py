@@ -6,7 +6,7 @@ it what came back; it never touches a socket.
         step = engine.ready()            # the next step, if nothing holds it back
         if step: header = send(engine.build(step)); engine.sent(step, header["msg_id"])
         for channel, msg in receive(): engine.received(channel, msg)
-    digests = engine.digests(ignores)
+    digests = engine.digests()
 
 What holds a step back:
 - always: ids it needs that the new kernel has not made yet (a comm the kernel
@@ -23,7 +23,7 @@ from typing import Any
 
 from ..message import Channel, Message
 from ..session.records import MessageRecord
-from .compare import Digest, Ignores, digest
+from .compare import Digest, digest
 from .idmap import IdMap
 from .plan import Plan, Step
 
@@ -233,7 +233,7 @@ class ReplayEngine:
 
     # ------------------------------------------------------------ results
 
-    def digests(self, ignores: Ignores) -> list[tuple[Step, Digest, Digest]]:
+    def digests(self) -> list[tuple[Step, Digest, Digest]]:
         """(step, recorded digest, replayed digest) for every step sent, in order."""
         rec_models: dict[str, str] = {}
         new_models: dict[str, str] = {}
@@ -241,8 +241,8 @@ class ReplayEngine:
         for step in self.plan.steps:
             if step.seq not in self._sent:
                 continue
-            expected = digest(((r.seq, r.msg) for r in self.plan.expected[step.seq]), ignores, rec_models)
-            actual = digest(((None, m) for m in self.actual[step.seq]), ignores, new_models)
+            expected = digest(((r.seq, r.msg) for r in self.plan.expected[step.seq]), rec_models)
+            actual = digest(((None, m) for m in self.actual[step.seq]), new_models)
             out.append((step, expected, actual))
         return out
 

@@ -109,7 +109,7 @@ def run_replay(
         _drive(engine, link, rec, opts, on_step)
         divergences = []
         teardown = Ignores(categories=set(Ignores.CATEGORIES) - {"reply"})
-        for step, expected, actual in engine.digests(ignores):
+        for step, expected, actual in engine.digests():
             # a shutdown's output is the old kernel's teardown noise: only its reply counts
             rules = teardown if step.msg_type == "shutdown_request" else ignores
             divergences.extend(diff_digests(expected, actual, step.seq, step.describe(), rules))
