@@ -60,3 +60,22 @@ def test_subscriptions_and_garbage():
     (iopub,) = cap.frames(Channel.IOPUB, F, msg(b"kernel.x.status", "9", "status"), 0.0)
     assert isinstance(iopub, MessageRecord) and iopub.peer == "kernel.x.status"
     assert cap.unparsed_count == 1 and cap.message_count == 1
+
+
+def test_a_batch_puts_a_request_before_the_kernel_messages_that_answer_it():
+    def reply(msg_id, parent, msg_type="status"):
+        parts = [{"msg_id": msg_id, "msg_type": msg_type}, {"msg_id": parent}, {}, {}]
+        return [b"kernel.x.status", DELIM, b"sig", *(json.dumps(p).encode() for p in parts)]
+
+    cap = Capture()
+    cap.frames(Channel.SHELL, K, msg(b"A", "old"), 0.0)  # client A announced here (seqs 1, 2)
+    # the iopub device's copies got to the capture thread before the shell device's
+    items = [
+        (Channel.IOPUB, F, reply("b1", "req"), 1.0),
+        (Channel.IOPUB, F, reply("e1", "req", "comm_msg"), 1.0),
+        (Channel.SHELL, K, msg(b"A", "req", "comm_msg"), 1.0),
+        (Channel.SHELL, K, msg(b"B", "other"), 1.0),  # a new client, not answered yet: stays put
+    ]
+    out = cap.batch(items)
+    assert [getattr(r, "msg_id", None) or r.event for r in out] == ["req", "b1", "e1", "client_connected", "other"]
+    assert [r.seq for r in out] == [3, 4, 5, 6, 7]

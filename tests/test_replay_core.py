@@ -179,3 +179,15 @@ def test_a_comm_the_new_kernel_never_opens_does_not_hang_the_replay():
     (step, expected, actual), = [d for d in engine.digests() if d[0].seq == 1]
     assert [dv.where for dv in diff_digests(expected, actual, 1, "r", Ignores())] == ["comm_open IntSliderModel S1"]
     assert diff_digests(expected, actual, 1, "r", Ignores())[0].actual == MISSING
+
+
+def test_answers_captured_before_their_request_still_belong_to_it():
+    s = Script()
+    run = s.request("execute_request", {"code": "1"})
+    s.status(run, "idle")
+    s.kernel("execute_reply", {"status": "ok"}, run, channel=Channel.SHELL)
+    s.status("late", "busy")  # answers to the next request, captured before it
+    s.kernel("comm_msg", {"comm_id": "S1", "data": {"method": "echo_update", "state": {"value": 1}}}, "late")
+    s.request("comm_msg", {"comm_id": "S1", "data": {"method": "update", "state": {"value": 1}}}, msg_id="late")
+    plan = build_plan(s.records)
+    assert [r.msg_type for r in plan.expected[6]] == ["status", "comm_msg"]

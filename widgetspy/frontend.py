@@ -52,7 +52,8 @@ class FrontendClient:
         self.kc = client or BlockingKernelClient(connection_file=connection_file)
         if client is None:
             self.kc.load_connection_file()
-        self.kc.start_channels()
+        if not self.kc.channels_running:
+            self.kc.start_channels()
         self.kc.wait_for_ready(timeout=timeout)
         self.models: dict[str, dict[str, Any]] = {}  # comm_id -> state as this front-end sees it
         self.closed: set[str] = set()

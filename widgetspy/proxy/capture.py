@@ -101,6 +101,40 @@ class Capture:
         )
         return out
 
+    def batch(self, items: Sequence[tuple[Channel, Direction, Sequence[bytes], float]]) -> list[Record]:
+        """Records for a batch of captured messages, in causal order.
+
+        Each channel has its own forwarding thread, so a request and the
+        kernel's answers to it can reach the capture thread in either order. A
+        kernel message cannot come before the request it answers: such a request
+        is moved (with its client_connected event) in front of the first answer,
+        and the batch is numbered in that order.
+        """
+        start = self._seq
+        groups = [self.frames(ch, d, frames, t) for ch, d, frames, t in items]
+        groups = [g for g in groups if g]
+        requests = {}
+        for k, g in enumerate(groups):
+            last = g[-1]
+            if isinstance(last, MessageRecord) and last.direction is Direction.TO_KERNEL and last.msg_id:
+                requests[last.msg_id] = k
+        out: list[Record] = []
+        placed: set[int] = set()
+        for k, g in enumerate(groups):
+            if k in placed:
+                continue
+            last = g[-1]
+            if isinstance(last, MessageRecord) and last.direction is Direction.TO_FRONTEND:
+                j = requests.get(last.msg.parent_id or "")
+                if j is not None and j > k and j not in placed:
+                    out.extend(groups[j])
+                    placed.add(j)
+            out.extend(g)
+            placed.add(k)
+        for i, rec in enumerate(out, start + 1):
+            rec.seq = i
+        return out
+
     def _subscription(self, frames: Sequence[bytes], t: float) -> Record:
         first = frames[0] if frames else b""
         if len(frames) == 1 and first[:1] in (b"\x00", b"\x01"):

@@ -32,9 +32,7 @@ class Recorder:
 
     def on_batch(self, batch: Batch) -> None:
         with self._lock:
-            records: list[Record] = []
-            for channel, direction, frames, t in batch:
-                records.extend(self.capture.frames(channel, direction, frames, t))
+            records = self.capture.batch(batch)
             if records and not self.closed:
                 self.writer.write_many(records)
             self.last_activity = time.monotonic()

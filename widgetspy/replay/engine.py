@@ -228,8 +228,8 @@ class ReplayEngine:
         return "nothing"
 
     def running(self) -> set[int]:
-        """Requests sent and not complete yet."""
-        return set(self._incomplete)
+        """Requests sent and not complete yet (a live view: do not change it)."""
+        return self._incomplete
 
     # ------------------------------------------------------------ results
 

@@ -96,17 +96,8 @@ def build_plan(records: Iterable[Record], *, include_debug: bool = False, until:
         for r in messages
         if r.msg_type == "comm_open" and r.msg.comm_id and isinstance(r.msg.comm_data.get("state"), dict)
     }
-    # Which front-end message each kernel message answers: the latest one with that
-    # msg_id (ids are not always unique: nbclient's manager and client count alike).
-    latest: dict[str, int] = {}
-    owner: dict[int, int] = {}  # kernel message seq -> front-end message seq
-    answered: set[int] = set()
-    for rec in messages:
-        if rec.direction is Direction.TO_KERNEL:
-            latest[rec.msg_id or ""] = rec.seq
-        elif rec.msg.parent_id in latest:
-            owner[rec.seq] = latest[rec.msg.parent_id]  # type: ignore[index]
-            answered.add(owner[rec.seq])
+    owner = _answers(messages)  # kernel message seq -> the front-end message it answers
+    answered = set(owner.values())
 
     restarting = False  # between a restart request and the first request the new kernel answered
     steps: list[Step] = []
@@ -115,13 +106,13 @@ def build_plan(records: Iterable[Record], *, include_debug: bool = False, until:
     seen: dict[int, int] = {}  # request seq -> its kernel messages so far
     changed: dict[int, int] = {}  # ... those that changed since the last step
     shutdown = 0  # seq of the latest shutdown/restart request
+    teardown: set[int] = set()
     for rec in messages:
         if rec.direction is Direction.TO_FRONTEND:
             request = owner.get(rec.seq)
             if request is not None and request < shutdown:
-                continue  # the old kernel's teardown output, left out on both sides
-            if request in expected:
-                expected[request].append(rec)  # type: ignore[index]
+                teardown.add(rec.seq)  # the old kernel's teardown output, left out on both sides
+            elif request in expected:
                 seen[request] = changed[request] = seen.get(request, 0) + 1  # type: ignore[index]
             continue
         if until is not None and rec.seq >= until:
@@ -144,7 +135,33 @@ def build_plan(records: Iterable[Record], *, include_debug: bool = False, until:
         steps.append(step)
         expected[step.seq] = []
         changed = {}
+    for rec in messages:
+        request = owner.get(rec.seq)
+        if request in expected and rec.seq not in teardown:
+            expected[request].append(rec)  # type: ignore[index]
     return Plan(steps, skipped, expected, records)
+
+
+def _answers(messages: list[MessageRecord]) -> dict[int, int]:
+    """Which front-end message each kernel message answers (kernel seq -> front-end seq).
+
+    The latest front-end message with the parent's msg_id before it (ids are not
+    always unique: nbclient's manager and client count alike), or else the first
+    one after it (across channels a request may be captured after its answers;
+    recordings made before the recorder put batches in causal order show it).
+    """
+    sent: dict[str, list[int]] = {}
+    for rec in messages:
+        if rec.direction is Direction.TO_KERNEL and rec.msg_id:
+            sent.setdefault(rec.msg_id, []).append(rec.seq)
+    owner: dict[int, int] = {}
+    for rec in messages:
+        if rec.direction is Direction.TO_FRONTEND:
+            seqs = sent.get(rec.msg.parent_id or "")
+            if seqs:
+                before = [s for s in seqs if s < rec.seq]
+                owner[rec.seq] = before[-1] if before else seqs[0]
+    return owner
 
 
 def _peer(rec: MessageRecord) -> str:

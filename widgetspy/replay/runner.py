@@ -49,7 +49,8 @@ class ReplayResult:
     sent: int
     divergences: list[Divergence]
     notes: list[str]
-    elapsed: float
+    elapsed: float  # seconds, kernel start included
+    replay_time: float  # seconds from the first message sent to the last answer
     out: Path | None
     kept: RecorderProcess | None = None
     warnings: list[str] = field(default_factory=list)
@@ -106,7 +107,7 @@ def run_replay(
         except LinkError as exc:
             raise ReplayError(str(exc)) from None
         engine = ReplayEngine(plan, opts.pace)
-        _drive(engine, link, rec, opts, on_step)
+        replay_time = _drive(engine, link, rec, opts, on_step)
         divergences = []
         teardown = Ignores(categories=set(Ignores.CATEGORIES) - {"reply"})
         for step, expected, actual in engine.digests():
@@ -121,7 +122,7 @@ def run_replay(
         keep = opts.keep_kernel
         return ReplayResult(
             path=path, kernel=kernel, plan=plan, sent=len(engine.sent_seqs), divergences=divergences,
-            notes=engine.notes, elapsed=time.monotonic() - started, out=opts.out,
+            notes=engine.notes, elapsed=time.monotonic() - started, replay_time=replay_time, out=opts.out,
             kept=rec if keep else None, warnings=warnings,
         )
     finally:
@@ -135,7 +136,8 @@ def run_replay(
 def _drive(
     engine: ReplayEngine, link: KernelLink, rec: RecorderProcess, opts: ReplayOptions,
     on_step: Callable[[int, int, str], None] | None,
-) -> None:
+) -> float:
+    """Send every step and collect the answers; returns the seconds it took."""
     steps = engine.plan.steps
     first_t = steps[0].t
     t0 = time.monotonic()
@@ -169,7 +171,8 @@ def _drive(
             last_news = time.monotonic()
             if on_step:
                 on_step(engine.position, len(steps), step.describe())
-        interrupted &= engine.running()
+        if interrupted:
+            interrupted &= engine.running()
         if interrupted and time.monotonic() - interrupt_at > INTERRUPT_AGAIN_AFTER:
             # ipykernel ignores an interrupt that comes before it runs user code;
             # a person would press the button again, and so do we
@@ -181,3 +184,4 @@ def _drive(
             last_news = time.monotonic()
         if time.monotonic() - last_news > opts.timeout:
             raise ReplayError(f"no answer from the kernel for {opts.timeout:.0f} s while waiting for {engine.waiting_for()}")
+    return time.monotonic() - t0
