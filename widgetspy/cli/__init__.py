@@ -26,8 +26,10 @@ def _register() -> None:
     from .show import show
     from .state import state
     from .timeline import timeline
+    from .check import check
+    from .rules import rules
 
-    for command in (record, replay, show, kernelspec, demo, timeline, state, models):
+    for command in (record, replay, show, kernelspec, demo, timeline, state, models, check, rules):
         cli.add_command(command)
 
 

@@ -27,9 +27,14 @@ from .errors import Failure
 @click.option("--force", is_flag=True, help="Overwrite an existing session file.")
 @click.option("--connection-file", type=click.Path(), help="Where to write the connection file clients use.")
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address clients connect to.")
+@click.option("--check", "check", is_flag=True, help="Check the traffic while recording; print findings to stderr.")
+@click.option("--web", is_flag=True, help="Also record the browser's kernel websockets through a mitmproxy reverse proxy.")
+@click.option("--upstream", default=None, metavar="URL", help="With --web and no COMMAND: the Jupyter server [http://127.0.0.1:8888].")
+@click.option("--listen", default=None, metavar="HOST:PORT", help="With --web: where the proxy listens [127.0.0.1:8889, or a free port with a COMMAND].")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def record(
-    kernel_name: str | None, output: str | None, force: bool, connection_file: str | None, ip: str, command: tuple[str, ...]
+    kernel_name: str | None, output: str | None, force: bool, connection_file: str | None, ip: str, check: bool,
+    command: tuple[str, ...], web: bool = False, upstream: str | None = None, listen: str | None = None
 ) -> None:
     """Record every message between front-ends and a kernel.
 
@@ -40,15 +45,33 @@ def record(
     widgetspy record -o DIR -- jupyter lab
         run a command; every kernel it starts is recorded into DIR,
         one session file per kernel start.
+    widgetspy record --web -o DIR -- jupyter lab
+        also put a mitmproxy reverse proxy in front of the server and record
+        the browser's kernel websockets; open the printed URL. One session per
+        kernel with both taps (zmq and ws) lands in DIR.
+    widgetspy record --web --upstream http://127.0.0.1:8888 -o DIR
+        only the websocket tap, in front of a running server.
     """
+    if web or upstream or listen:
+        if not web:
+            raise Failure("--upstream and --listen go with --web")
+        if kernel_name or connection_file or check:
+            raise Failure("--web records a Jupyter server: --kernel, --connection-file and --check do not apply")
+        from .record_web import record_web
+
+        raise SystemExit(record_web(list(command), upstream, listen, Path(output or "widgetspy-recordings")))
     if command:
         if kernel_name or connection_file:
             raise Failure("--kernel and --connection-file go with a single kernel, not with a COMMAND")
+        if check:
+            raise Failure("--check goes with a single kernel (--kernel), not with a COMMAND")
         raise SystemExit(_record_command(list(command), Path(output or "widgetspy-recordings")))
-    raise SystemExit(_record_kernel(kernel_name or "python3", output, force, connection_file, ip))
+    raise SystemExit(_record_kernel(kernel_name or "python3", output, force, connection_file, ip, check))
 
 
-def _record_kernel(kernel_name: str, output: str | None, force: bool, connection_file: str | None, ip: str) -> int:
+def _record_kernel(
+    kernel_name: str, output: str | None, force: bool, connection_file: str | None, ip: str, check: bool = False
+) -> int:
     from jupyter_client.connect import write_connection_file
     from jupyter_core.paths import jupyter_runtime_dir
 
@@ -86,6 +109,7 @@ def _record_kernel(kernel_name: str, output: str | None, force: bool, connection
         click.echo("  stop with Ctrl-C (or shut the kernel down from a client)", nl=True)
 
     shim = KernelShim(ShimOptions(front=front, output=out, overwrite=force, kernel_name=kernel_name, owner=True), on_ready)
+    live = _live_checker(shim) if check else None
     try:
         code = shim.run()
     except ShimError as exc:
@@ -99,7 +123,22 @@ def _record_kernel(kernel_name: str, output: str | None, force: bool, connection
     rec = shim.recorder
     if rec is not None:
         click.echo(f"widgetspy: {rec.capture.message_count} messages recorded in {out}")
+    if live is not None:
+        from ..inspectors.report import counts
+
+        c = counts(live.finish())
+        click.echo(f"widgetspy check: {c['error']} error(s), {c['warning']} warning(s), {c['info']} info", err=True)
     return code
+
+
+def _live_checker(shim: KernelShim):  # -> LiveChecker
+    """Feed every record the recorder writes to the inspectors; one stderr line per finding."""
+    from ..inspectors import Checker
+    from ..inspectors.live import LiveChecker
+
+    live = LiveChecker(Checker(), lambda f: click.echo(f"widgetspy check: {f.one_line()}", err=True))
+    shim.on_recorder = lambda recorder: recorder.listeners.append(live)
+    return live
 
 
 def _record_command(command: list[str], out_dir: Path) -> int:

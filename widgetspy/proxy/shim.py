@@ -80,6 +80,9 @@ class KernelShim:
         self.km: Any = None
         self.mitm: ZmqMitm | None = None
         self.recorder: Recorder | None = None
+        # called with the Recorder as soon as it exists, before any record is written after the header
+        # (e.g. to add a listener: `widgetspy record --check`)
+        self.on_recorder: Callable[[Recorder], None] | None = None
         self._shutdown_requested: dict[str, Any] | None = None
         self._stopping = False
 
@@ -306,6 +309,8 @@ class KernelShim:
         except SessionWriteError as exc:
             raise ShimError(str(exc)) from None
         self.recorder = Recorder(writer, self.clock)
+        if self.on_recorder is not None:
+            self.on_recorder(self.recorder)
 
     # ------------------------------------------------------------------ signals, teardown
 
