@@ -209,3 +209,20 @@ def test_a_truncated_session_replays_what_it_has(hard_session, tmp_path):
     result = replay(cut)
     assert "truncated" in result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_inspector_findings_new_in_the_replay_are_reported(hard_session, tmp_path):
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-bogus.py").write_text(
+        "import ipywidgets as W\n"
+        "_send_state = W.Widget.send_state\n"
+        "def send_state(self, key=None):\n"
+        "    _send_state(self, key)\n"
+        "    self.comm.send({'method': 'frobnicate'})\n"
+        "W.Widget.send_state = send_state\n"
+    )
+    result = replay(hard_session, env={**os.environ, "IPYTHONDIR": str(startup.parent.parent)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "inspector finding(s) in the replayed run that the recording did not have:" in result.stdout
+    assert re.search(r"error\s+WS304 seq \d+ \[IntSlider [0-9a-f]{8}\]", result.stdout), result.stdout

@@ -86,6 +86,10 @@ def report(console, r: ReplayResult) -> None:  # type: ignore[no-untyped-def]
             say(f"  @{d.seq} {d.request}: {d.short()}")
         if len(r.divergences) > 50:
             say(f"  … and {len(r.divergences) - 50} more")
+    if r.new_findings:
+        say(f"{len(r.new_findings)} inspector finding(s) in the replayed run that the recording did not have:")
+        for f in r.new_findings[:20]:
+            say(f"  {f.one_line()}")
     if r.out:
         say(f"replayed run written to {r.out}")
     if r.kept is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..inspectors import Checker, Finding
 from ..session import SessionReadError, read_session
 from ..proxy.process import RecorderProcess, RecorderStartError
 from .compare import MISSING, Divergence, Ignores, diff_digests, near_misses
@@ -54,6 +55,7 @@ class ReplayResult:
     out: Path | None
     kept: RecorderProcess | None = None
     warnings: list[str] = field(default_factory=list)
+    new_findings: list[Finding] = field(default_factory=list)  # in the replayed run, not in the recording
 
     @property
     def identical(self) -> bool:
@@ -120,10 +122,13 @@ def run_replay(
                 dv.near = near_misses(dv.msg_type, dv.actual, recorded)
         divergences.sort(key=lambda d: d.seq)
         keep = opts.keep_kernel
+        if not keep:
+            rec.stop()
+        new_findings = _new_findings(plan, out)
         return ReplayResult(
             path=path, kernel=kernel, plan=plan, sent=len(engine.sent_seqs), divergences=divergences,
             notes=engine.notes, elapsed=time.monotonic() - started, replay_time=replay_time, out=opts.out,
-            kept=rec if keep else None, warnings=warnings,
+            kept=rec if keep else None, warnings=warnings, new_findings=new_findings,
         )
     finally:
         link.close()
@@ -131,6 +136,30 @@ def run_replay(
             rec.__exit__(None, None, None)
             if tmp is not None:
                 tmp.cleanup()
+
+
+def _new_findings(plan: Plan, replayed: Path) -> list[Finding]:
+    """Inspector findings (warning and up) of the replayed run that the recording
+    did not have, compared by rule and model class (ids differ between runs)."""
+    def key(f: Finding) -> tuple[str, str]:
+        return (f.rule_id, f.model_name or "")
+
+    before = {key(f) for f in Checker().check(plan.records)}
+    try:
+        _, records, _ = read_session(replayed)
+    except SessionReadError:
+        return []
+    cutoff = _last_replayed_seq(records)
+    return [f for f in Checker().check(records)
+            if f.severity.label != "info" and key(f) not in before and f.seq <= cutoff]
+
+
+def _last_replayed_seq(records: list) -> int:
+    """The replayed run ends where our own Ctrl-C begins (its shutdown is not the recording's)."""
+    for rec in records:
+        if getattr(rec, "event", None) == "stop_requested":
+            return rec.seq
+    return records[-1].seq if records else 0
 
 
 def _drive(
