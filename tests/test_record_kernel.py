@@ -196,13 +196,12 @@ def test_interrupt_request_stops_a_sleeping_loop(recorder, frontend):
     fe = frontend(rec.connection_file)
     msg_id = fe.kc.execute("import time\nfor i in range(600):\n    time.sleep(0.1)")
     wait_until(lambda: any(m["msg_type"] == "execute_input" for m in fe.drain_iopub()), what="the loop to start")
-    interrupt = fe.send("interrupt_request", {}, channel="control")
-    reply = fe.shell_reply(msg_id)
+    reply = fe.interrupt(msg_id).reply  # interrupt_request on control (again if it came too early)
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
     assert fe.execute("print('still alive')").stdout == "still alive\n"
     rec.stop()
     records = read_session(rec.output)[1]
-    assert any(r.msg_id == interrupt and r.channel is Channel.CONTROL for r in messages(records))
+    assert any(r.msg_type == "interrupt_request" and r.channel is Channel.CONTROL for r in messages(records))
 
 
 # --------------------------------------------------------------------------- restart and death
