@@ -79,3 +79,23 @@ def test_a_batch_puts_a_request_before_the_kernel_messages_that_answer_it():
     out = cap.batch(items)
     assert [getattr(r, "msg_id", None) or r.event for r in out] == ["req", "b1", "e1", "client_connected", "other"]
     assert [r.seq for r in out] == [3, 4, 5, 6, 7]
+
+
+def test_an_answer_captured_a_batch_before_its_request_waits_for_it():
+    def answer(msg_id, parent):
+        parts = [{"msg_id": msg_id, "msg_type": "status"}, {"msg_id": parent}, {}, {"execution_state": "busy"}]
+        return [b"kernel.x.status", DELIM, b"sig", *(json.dumps(p).encode() for p in parts)]
+
+    cap = Capture()
+    first = cap.batch([(Channel.IOPUB, F, answer("b1", "req"), 1.00)])
+    assert first == []  # held: its request has not been captured yet
+    second = cap.batch([(Channel.SHELL, K, msg(b"A", "req"), 1.01)])
+    assert [getattr(r, "msg_id", None) or r.event for r in second] == ["client_connected", "req", "b1"]
+    assert [r.seq for r in second] == [1, 2, 3] and second[2].t == 1.01
+    # an answer to a request from before the recording is released after HOLD
+    assert cap.batch([(Channel.IOPUB, F, answer("b2", "ancient"), 2.0)]) == []
+    assert cap.batch([], now=2.01) == []
+    (late,) = cap.batch([], now=2.0 + 0.06)
+    assert late.msg_id == "b2" and late.seq == 4
+    assert cap.batch([(Channel.IOPUB, F, answer("b3", "ancient2"), 3.0)]) == []
+    assert [r.msg_id for r in cap.flush()] == ["b3"]

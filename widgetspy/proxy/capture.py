@@ -5,10 +5,18 @@ channel and direction. `Capture` turns that into records: it numbers them,
 notices new clients, turns IOPub (un)subscriptions into events, counts heartbeat
 pings instead of logging them, and keeps frames that do not parse as
 `UnparsedRecord`s. It never sees sockets or files.
+
+Order. Each channel is forwarded by its own thread, which passes a message on
+before it hands us the copy, so the kernel's answers to a request can reach us
+before the request itself. A kernel message cannot come before the request it
+answers: one whose request we have not seen yet is held back (at most `HOLD`
+seconds) and numbered right after the request when it arrives. Records are
+numbered when they are emitted, so seqs are always in file order.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Sequence
 
 from ..codec.zmqframes import FrameError, parse_frames, peer_label, preview
@@ -24,6 +32,10 @@ from ..session.records import (
 
 TAP = "zmq"
 HEARTBEAT_SUMMARY_EVERY = 30.0  # seconds between heartbeat count lines
+HOLD = 0.05  # seconds a kernel message waits for the request it answers
+REMEMBERED_REQUESTS = 1 << 16  # front-end msg_ids kept to recognise answers
+
+Items = Sequence[tuple[Channel, Direction, Sequence[bytes], float]]
 
 
 def capture_tag(channel: Channel, direction: Direction) -> bytes:
@@ -46,25 +58,101 @@ class Capture:
         self._hb_last_t = 0.0
         self.message_count = 0
         self.unparsed_count = 0
+        self._requests: OrderedDict[str, None] = OrderedDict()  # front-end msg_ids seen (bounded)
+        self._held: list[tuple[float, str, list[Record]]] = []  # (t, awaited request msg_id, records)
 
-    def _next(self) -> int:
-        self._seq += 1
-        return self._seq
+    # ------------------------------------------------------------ numbering
+
+    def _number(self, records: list[Record]) -> list[Record]:
+        for rec in records:
+            self._seq += 1
+            rec.seq = self._seq
+        return records
 
     def event(self, name: str, t: float, **data: Any) -> EventRecord:
-        return EventRecord(self._next(), t, name, data)
+        """A recorder event, numbered now (emit it now)."""
+        (rec,) = self._number([EventRecord(0, t, name, data)])
+        return rec  # type: ignore[return-value]
 
-    def frames(
-        self, channel: Channel, direction: Direction, frames: Sequence[bytes], t: float
-    ) -> list[Record]:
-        """Records for one captured multipart message (often one, maybe zero or two)."""
+    def frames(self, channel: Channel, direction: Direction, frames: Sequence[bytes], t: float) -> list[Record]:
+        """Records for one captured message, numbered now (no holding back)."""
+        return self._number(self._records(channel, direction, frames, t))
+
+    def heartbeat_summary(self, t: float) -> EventRecord | None:
+        """A heartbeat count line, numbered now, if the counts changed since the last one."""
+        rec = self._heartbeat(t)
+        return self._number([rec])[0] if rec else None  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ batches
+
+    def batch(self, items: Items, now: float | None = None) -> list[Record]:
+        """Records for a batch of captured messages, in causal order (see the
+        module doc), numbered. `now` (defaults to the items' time) releases held
+        records whose request did not come in time; call with no items on idle."""
+        out: list[Record] = []
+        for channel, direction, frames, t in items:
+            group = self._records(channel, direction, frames, t)
+            if not group:
+                continue
+            last = group[-1]
+            if isinstance(last, MessageRecord):
+                if last.direction is Direction.TO_KERNEL and last.msg_id:
+                    self._remember(last.msg_id)
+                    out.extend(group)
+                    out.extend(self._release(last.msg_id, last.t))
+                    continue
+                parent = last.msg.parent_id
+                if parent and parent not in self._requests:
+                    self._held.append((t, parent, group))
+                    continue
+            out.extend(group)
+        if now is None and items:
+            now = max(t for *_, t in items)
+        if now is not None and self._held:
+            out.extend(self._expire(now))
+        return self._number(out)
+
+    def flush(self) -> list[Record]:
+        """Everything still held, numbered (at the end of a recording)."""
+        held, self._held = self._held, []
+        return self._number([r for _t, _p, group in held for r in group])
+
+    def _remember(self, msg_id: str) -> None:
+        self._requests[msg_id] = None
+        if len(self._requests) > REMEMBERED_REQUESTS:
+            self._requests.popitem(last=False)
+
+    def _release(self, msg_id: str, t: float) -> list[Record]:
+        if not self._held:
+            return []
+        out: list[Record] = []
+        keep = []
+        for item in self._held:
+            if item[1] == msg_id:
+                for rec in item[2]:
+                    rec.t = max(rec.t, t)  # times stay in file order
+                    out.append(rec)
+            else:
+                keep.append(item)
+        self._held = keep
+        return out
+
+    def _expire(self, now: float) -> list[Record]:
+        out = [r for t, _p, group in self._held if now - t >= HOLD for r in group]
+        if out:
+            self._held = [item for item in self._held if now - item[0] < HOLD]
+        return out
+
+    # ------------------------------------------------------------ records (unnumbered)
+
+    def _records(self, channel: Channel, direction: Direction, frames: Sequence[bytes], t: float) -> list[Record]:
         if channel is Channel.HB:
             if direction is Direction.TO_KERNEL:
                 self.hb_pings += 1
             else:
                 self.hb_pongs += 1
             if t - self._hb_last_t >= HEARTBEAT_SUMMARY_EVERY:
-                summary = self.heartbeat_summary(t)
+                summary = self._heartbeat(t)
                 return [summary] if summary else []
             return []
         size = sum(len(f) for f in frames)
@@ -74,20 +162,16 @@ class Capture:
             wire = parse_frames(frames)
         except FrameError as exc:
             self.unparsed_count += 1
-            return [
-                UnparsedRecord(
-                    self._next(), t, TAP, direction, channel, str(exc), preview(frames), len(frames), size
-                )
-            ]
+            return [UnparsedRecord(0, t, TAP, direction, channel, str(exc), preview(frames), len(frames), size)]
         out: list[Record] = []
         peer = wire.identities[0] if wire.identities else None
         if peer is not None and direction is Direction.TO_KERNEL and peer not in self.clients:
             self.clients.add(peer)
-            out.append(self.event(CLIENT_CONNECTED, t, peer=peer_label(peer), channel=channel.value))
+            out.append(EventRecord(0, t, CLIENT_CONNECTED, {"peer": peer_label(peer), "channel": channel.value}))
         self.message_count += 1
         out.append(
             MessageRecord(
-                seq=self._next(),
+                seq=0,
                 t=t,
                 tap=TAP,
                 direction=direction,
@@ -101,52 +185,14 @@ class Capture:
         )
         return out
 
-    def batch(self, items: Sequence[tuple[Channel, Direction, Sequence[bytes], float]]) -> list[Record]:
-        """Records for a batch of captured messages, in causal order.
-
-        Each channel has its own forwarding thread, so a request and the
-        kernel's answers to it can reach the capture thread in either order. A
-        kernel message cannot come before the request it answers: such a request
-        is moved (with its client_connected event) in front of the first answer,
-        and the batch is numbered in that order.
-        """
-        start = self._seq
-        groups = [self.frames(ch, d, frames, t) for ch, d, frames, t in items]
-        groups = [g for g in groups if g]
-        requests = {}
-        for k, g in enumerate(groups):
-            last = g[-1]
-            if isinstance(last, MessageRecord) and last.direction is Direction.TO_KERNEL and last.msg_id:
-                requests[last.msg_id] = k
-        out: list[Record] = []
-        placed: set[int] = set()
-        for k, g in enumerate(groups):
-            if k in placed:
-                continue
-            last = g[-1]
-            if isinstance(last, MessageRecord) and last.direction is Direction.TO_FRONTEND:
-                j = requests.get(last.msg.parent_id or "")
-                if j is not None and j > k and j not in placed:
-                    out.extend(groups[j])
-                    placed.add(j)
-            out.extend(g)
-            placed.add(k)
-        for i, rec in enumerate(out, start + 1):
-            rec.seq = i
-        return out
-
     def _subscription(self, frames: Sequence[bytes], t: float) -> Record:
         first = frames[0] if frames else b""
         if len(frames) == 1 and first[:1] in (b"\x00", b"\x01"):
-            return self.event(
-                "iopub_subscription",
-                t,
-                subscribe=first[:1] == b"\x01",
-                topic=peer_label(first[1:]),
-            )
+            data = {"subscribe": first[:1] == b"\x01", "topic": peer_label(first[1:])}
+            return EventRecord(0, t, "iopub_subscription", data)
         self.unparsed_count += 1
         return UnparsedRecord(
-            self._next(),
+            0,
             t,
             TAP,
             Direction.TO_KERNEL,
@@ -157,11 +203,10 @@ class Capture:
             sum(len(f) for f in frames),
         )
 
-    def heartbeat_summary(self, t: float) -> EventRecord | None:
-        """A heartbeat count line, if the counts changed since the last one."""
+    def _heartbeat(self, t: float) -> EventRecord | None:
         self._hb_last_t = t
         counts = (self.hb_pings, self.hb_pongs)
         if counts == self._hb_reported:
             return None
         self._hb_reported = counts
-        return self.event(HEARTBEAT, t, pings=self.hb_pings, pongs=self.hb_pongs)
+        return EventRecord(0, t, HEARTBEAT, {"pings": self.hb_pings, "pongs": self.hb_pongs})

@@ -32,7 +32,7 @@ class Recorder:
 
     def on_batch(self, batch: Batch) -> None:
         with self._lock:
-            records = self.capture.batch(batch)
+            records = self.capture.batch(batch, now=self.clock())  # an empty batch releases held records
             if records and not self.closed:
                 self.writer.write_many(records)
             self.last_activity = time.monotonic()
@@ -57,8 +57,9 @@ class Recorder:
             return
         with self._lock:
             t = self.clock()
+            records = self.capture.flush()
             hb = self.capture.heartbeat_summary(t)
-            records = [hb] if hb else []
+            records += [hb] if hb else []
             records.append(
                 self.capture.event(
                     RECORDING_STOPPED,

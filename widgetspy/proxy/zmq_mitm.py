@@ -40,6 +40,7 @@ PORT_KEYS = {
 
 CAPTURE_ENDPOINT = "inproc://widgetspy-capture"
 FRONT_LINGER_MS = 500
+IDLE_TICK_MS = 50  # the capture thread's wake-up when nothing arrives
 MAX_BATCH = 512  # messages per capture batch ...
 MAX_BATCH_BYTES = 4 << 20  # ... and bytes: a burst of 1 MiB buffers must not be encoded all at once
 
@@ -191,9 +192,10 @@ class ZmqMitm:
         try:
             while True:
                 stopping = self._stopping.is_set()
-                if not poller.poll(50 if stopping else 200):
+                if not poller.poll(IDLE_TICK_MS):
                     if stopping:
-                        return  # drained: nothing arrived for 50 ms after stop
+                        return  # drained: nothing arrived for a tick after stop
+                    self.on_batch([])  # idle tick: lets the recorder release what it held back
                     continue
                 batch: Batch = []
                 nbytes = 0
