@@ -17,15 +17,12 @@ import zlib
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from .format import SessionDecoder, SessionFormatError, encode_header, encode_record
+from .format import SessionDecoder, SessionFormatError, SessionReadError, encode_header, encode_record
 from .records import Record, SessionHeader
 
 
 WRITE_CHUNK = 1 << 20
-
-
-class SessionReadError(Exception):
-    """The file cannot be read as a session. str() is a one-line message."""
+READ_BUFFER = 1 << 20
 
 
 class SessionWriteError(Exception):
@@ -88,12 +85,17 @@ class SessionWriter:
 
 
 class SessionFile:
-    """An open session: `.header` now, records by iterating, `.warnings` after."""
+    """An open session: `.header` now, records by iterating, `.warnings` after.
 
-    def __init__(self, path: str | os.PathLike[str]):
+    Streamed records carry their binary buffers still encoded (`EncodedBuffers`):
+    they are decoded and checked when first used, and a corrupt one raises
+    SessionReadError then. `lazy_buffers=False` checks them as each line is read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, lazy_buffers: bool = True):
         self.path = Path(path)
         self.warnings: list[str] = []
-        self._decoder = SessionDecoder()
+        self._decoder = SessionDecoder(str(self.path), lazy_buffers=lazy_buffers)
         try:
             self._fh: IO[bytes] = _open(self.path)
             first = self._fh.readline()
@@ -113,11 +115,12 @@ class SessionFile:
         self.header: SessionHeader = self._decoder.header
 
     def __iter__(self) -> Iterator[Record]:
-        fh = self._fh
+        readline = self._fh.readline
+        feed = self._decoder.feed
         try:
             while True:
                 try:
-                    line = fh.readline()
+                    line = readline()
                 except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                     self.warnings.append(
                         f"{self.path}: compressed data ends early ({_why(exc)}); "
@@ -127,7 +130,7 @@ class SessionFile:
                 if not line:
                     return
                 try:
-                    rec = self._decoder.feed(line)
+                    rec = feed(line)
                 except SessionFormatError as exc:
                     if not line.endswith(b"\n"):
                         self.warnings.append(
@@ -139,19 +142,21 @@ class SessionFile:
                 if rec is not None:
                     yield rec
         finally:
-            fh.close()
+            self._fh.close()
 
     def close(self) -> None:
         self._fh.close()
 
 
-def open_session(path: str | os.PathLike[str]) -> SessionFile:
-    return SessionFile(path)
+def open_session(path: str | os.PathLike[str], *, lazy_buffers: bool = True) -> SessionFile:
+    """Stream a session's records (buffers decoded on first use, see SessionFile)."""
+    return SessionFile(path, lazy_buffers=lazy_buffers)
 
 
 def read_session(path: str | os.PathLike[str]) -> tuple[SessionHeader, list[Record], list[str]]:
-    """Read a whole session: (header, records, warnings)."""
-    sf = SessionFile(path)
+    """Read a whole session: (header, records, warnings). Every buffer is
+    decoded and checked here (a corrupt one is a SessionReadError)."""
+    sf = SessionFile(path, lazy_buffers=False)
     records = list(sf)
     return sf.header, records, sf.warnings
 
@@ -161,7 +166,9 @@ def _open(path: Path) -> IO[bytes]:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rb")
-    return open(path, "rb")
+    # readline() on a 1 MiB buffer runs ~3x faster than on the default 8 KiB
+    # one (fewer read(2) calls; benchmarks/bench_timeline.py)
+    return open(path, "rb", buffering=READ_BUFFER)
 
 
 def _why(exc: BaseException) -> str:

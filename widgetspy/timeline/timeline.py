@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..codec.jsontext import JSONTextError, dumps
-from ..message import CONTROL_TARGET, WIDGET_TARGET, Channel, Direction, widget_view_model_id
+from ..message import COMM_MSG_TYPES, CONTROL_TARGET, WIDGET_TARGET, Channel, Direction, widget_view_model_id
+from ..session.format import EncodedBuffers
 from ..session.records import (
     KERNEL_EXITED,
     KERNEL_RESTARTED,
@@ -93,9 +94,11 @@ class Timeline:
         """Take the next record of the session (records must come in seq order
         and must not be changed afterwards)."""
         self.records += 1
-        self.last_seq = max(self.last_seq, rec.seq)
-        self.last_t = max(self.last_t, rec.t)
-        if isinstance(rec, MessageRecord):
+        if rec.seq > self.last_seq:
+            self.last_seq = rec.seq
+        if rec.t > self.last_t:
+            self.last_t = rec.t
+        if rec.__class__ is MessageRecord or isinstance(rec, MessageRecord):
             self.messages += 1
             if rec.direction is Direction.TO_FRONTEND:
                 self._from_kernel(rec)
@@ -164,6 +167,9 @@ class Timeline:
     def _kernel_epoch(self, rec: MessageRecord) -> Epoch:
         """The epoch of a kernel message; a new kernel session id starts a new one."""
         session = rec.msg.session
+        ep = self.epochs[-1] if self.epochs else None
+        if ep is not None and ep.end_seq is None and (session == ep.kernel_session or not session):
+            return ep  # (the common case, first)
         ep = self._live_epoch(rec.seq, rec.t)
         if session:
             if ep.kernel_session is None:
@@ -178,7 +184,8 @@ class Timeline:
     def _to_kernel(self, rec: MessageRecord) -> None:
         msg = rec.msg
         cause = self.causes.request(rec)
-        if not msg.is_comm:
+        t = msg.msg_type
+        if t not in COMM_MSG_TYPES:
             return
         cid = msg.comm_id
         if cid is None:
@@ -188,7 +195,6 @@ class Timeline:
             self._problem(rec.seq, f"front-end {msg.msg_type} on {rec.channel.value} (kernels only read comms on shell)", cid)
             return
         ep = self._live_epoch(rec.seq, rec.t)
-        t = msg.msg_type
         if t == "comm_open":
             target = msg.content.get("target_name")
             target = target if isinstance(target, str) else "?"
@@ -242,17 +248,18 @@ class Timeline:
         if comm is None:
             return
         cause = self.causes.get(msg_id)
-        if msg.msg_type == "comm_open":
+        msg_type = msg.msg_type
+        if msg_type == "comm_open":
             comm.opened[Side.KERNEL] = seq
             if isinstance(comm, Model):
                 state = self._state_of(rec, cid, report=False) or {}
                 self._apply(comm, (Side.KERNEL,), ChangeKind.OPEN, state, rec, seq, t, cause, replace=True,
                             note="kernel processing")
-        elif msg.msg_type == "comm_close":
+        elif msg_type == "comm_close":
             if Side.KERNEL in comm.opened and Side.KERNEL not in comm.closed:
                 self._close(comm, (Side.KERNEL,), seq, t, FRONTEND_OPENED, rec.direction, rec.seq, msg.msg_id, cause,
                             note="kernel processing")
-        elif msg.msg_type == "comm_msg" and isinstance(comm, Model) and msg.comm_method == "update":
+        elif msg_type == "comm_msg" and isinstance(comm, Model) and msg.comm_method == "update":
             state = self._state_of(rec, cid, report=False)
             if state is not None and Side.KERNEL in comm.opened and Side.KERNEL not in comm.closed:
                 self._apply(comm, (Side.KERNEL,), ChangeKind.UPDATE, state, rec, seq, t, cause,
@@ -268,13 +275,14 @@ class Timeline:
             self._kernel_processes(parent, rec.seq, rec.t)
         t = msg.msg_type
         if t == "status":
-            if msg.content.get("execution_state") == "idle":
+            content = msg.content
+            if content.__class__ is dict and content.get("execution_state") == "idle":
                 self.causes.finished(parent)
             return
         if t in ("display_data", "execute_result", "update_display_data"):
             self._view(rec, ep)
             return
-        if not msg.is_comm:
+        if t not in COMM_MSG_TYPES:
             return
         cid = msg.comm_id
         if cid is None:
@@ -401,15 +409,18 @@ class Timeline:
                 model.views.append(view)
 
     def _custom(self, model: Model, rec: MessageRecord, cause: Cause | None) -> None:
+        if not self.history:
+            return  # (kept only with the history)
         content = rec.msg.comm_data.get("content")
         try:
             size = len(dumps(content, strict=rec.strict_json))
         except (TypeError, ValueError, JSONTextError):
             size = 0
-        if self.history:
-            model.custom.append(CustomMessage(
-                rec.seq, rec.t, model.comm_id, rec.direction, content, size,
-                tuple(len(b) for b in rec.msg.buffers), rec.size, cause))
+        buffers = rec.msg.buffers
+        # sizes without decoding the bytes, when they came from a file
+        sizes = buffers.sizes if isinstance(buffers, EncodedBuffers) else [len(b) for b in buffers]
+        model.custom.append(CustomMessage(
+            rec.seq, rec.t, model.comm_id, rec.direction, content, size, tuple(sizes), rec.size, cause))
 
     # ---------------------------------------------------------------- helpers
 
@@ -436,6 +447,8 @@ class Timeline:
     def _open_sides(model: Comm) -> tuple[Side, ...]:
         # A kernel message changes both views; a comm the front-end closed still
         # changes the kernel's (ipywidgets keeps sending on it).
+        if not model.closed and len(model.opened) == 2:
+            return BOTH_SIDES
         return tuple(s for s in BOTH_SIDES if s in model.opened and (s not in model.closed or s is Side.KERNEL))
 
     def _state_of(self, rec: MessageRecord, cid: str, *, report: bool = True) -> dict[str, Any] | None:
@@ -469,6 +482,9 @@ class Timeline:
         ignored: tuple[str, ...] = (),
         note: str = "",
     ) -> None:
+        if not self.history:
+            self._apply_state_only(model, sides, new, replace)
+            return
         per_side: list[tuple[Side, tuple[KeyChange, ...]]] = []
         for side in sides:
             current = model.state[side]
@@ -495,6 +511,24 @@ class Timeline:
                 seq=seq, t=t, model_id=model.comm_id, epoch=model.epoch, sides=tuple(group_sides), kind=kind,
                 direction=rec.direction, msg_seq=rec.seq, msg_id=rec.msg.msg_id, keys=keys, cause=cause,
                 ignored=ignored, note=note), model)
+
+    @staticmethod
+    def _apply_state_only(model: Model, sides: tuple[Side, ...], new: dict[str, Any], replace: bool) -> None:
+        """`_apply` without a change log: the same states and change counts,
+        no KeyChange/Change objects. Two sides make one change when both saw
+        the same old values (what `_apply` groups on), else one each."""
+        states = model.state
+        count = len(sides)
+        if count == 2:
+            a, b = states[sides[0]], states[sides[1]]
+            if a is b or _same_olds(a, b, new, replace):
+                count = 1
+        for side in sides:
+            if replace:
+                states[side] = dict(new)
+            else:
+                states[side].update(new)
+        model.change_count += count
 
     def _close(self, comm: Comm, sides: tuple[Side, ...], seq: int, t: float, by: str, direction: Direction,
                msg_seq: int, msg_id: str | None, cause: Cause | None, note: str = "") -> None:
@@ -639,6 +673,18 @@ class Timeline:
     def _need_history(self, what: str) -> None:
         if not self.history:
             raise HistoryNotKept(f"{what} needs a Timeline(history=True)")
+
+
+def _same_olds(a: dict[str, Any], b: dict[str, Any], new: dict[str, Any], replace: bool) -> bool:
+    """Would `_apply` build equal KeyChange tuples for states `a` and `b`?
+    (Values compare as tuples do: identity, then ==.)"""
+    for key in new:
+        x, y = a.get(key, MISSING), b.get(key, MISSING)
+        if x is not y and not x == y:
+            return False
+    if replace:
+        return [(k, v) for k, v in a.items() if k not in new] == [(k, v) for k, v in b.items() if k not in new]
+    return True
 
 
 def build_timeline(records: Iterable[Record], *, history: bool = True) -> Timeline:
