@@ -19,7 +19,13 @@ Measured:
   file       end to end from a session file: read + decode + all rules
   decode     reading + decoding the file alone
 
+Rounds are rotated (round r starts with the r-th variant) and medians reported.
+`--baseline PATH:PACKAGE` measures another copy of the inspectors (importable as
+PACKAGE from PATH, sharing this tree's records) side by side: `base-context`,
+`base-rules`, and the speed-up ratios from the same run.
+
 Usage: bench_check.py [--messages N] [--rounds R] [--per-rule N] [--out FILE] [--session FILE]
+                      [--baseline PATH:PACKAGE] [--skip timeline,decode,file]
 """
 
 from __future__ import annotations
@@ -191,13 +197,21 @@ class Gen:
         return self.out
 
 
+WALL: dict[int, float] = {}  # id of a CPU-time sample -> the wall time of that run
+
+
 def timed(fn) -> float:
+    """CPU seconds of one run (the machine is shared: CPU time is what the code costs; the
+    wall time is kept beside it)."""
     gc.collect()
     gc.disable()
     try:
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        return time.perf_counter() - t0
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        WALL[len(WALL)] = wall
+        timed.last_wall = wall  # type: ignore[attr-defined]
+        return cpu
     finally:
         gc.enable()
 
@@ -213,14 +227,28 @@ def run_checker(records, rules=None, timeline=False):
     return go
 
 
+def load_baseline(spec: str):
+    """`PATH:PACKAGE` (e.g. `/tmp/base:wsold.inspectors`): the Checker of another copy of the
+    inspectors, importable from PATH, run on the same records side by side."""
+    import importlib
+
+    path, _, module = spec.rpartition(":")
+    sys.path.insert(0, path)
+    mod = importlib.import_module(module)
+    return mod.Checker
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-rule", type=int, default=200_000, help="messages for the per-rule costs (0: skip)")
     ap.add_argument("--session", type=Path, help="check this session file instead of generating one")
+    ap.add_argument("--baseline", help="PATH:PACKAGE of another copy of the inspectors to measure side by side")
+    ap.add_argument("--skip", default="", help="comma-separated: timeline,decode,file")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-check-")
     if args.session:
@@ -231,35 +259,20 @@ def main() -> int:
         records = Gen().build(args.messages)
         print(f"generated {len(records):,} records in {time.perf_counter() - t0:.1f} s", flush=True)
         path = Path(tmp.name) / "synthetic.jsonl"
-        header = SessionHeader(1, __version__, _dt.datetime.now(_dt.timezone.utc).isoformat(), {"name": "synthetic"},
-                               ["zmq"], {"mode": "bench_check"})
-        with SessionWriter(path, header, overwrite=True) as w:
-            for i in range(0, len(records), 10_000):
-                w.write_many(records[i:i + 10_000])
+        if not {"decode", "file"} <= skip:
+            header = SessionHeader(1, __version__, _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                                   {"name": "synthetic"}, ["zmq"], {"mode": "bench_check"})
+            with SessionWriter(path, header, overwrite=True) as w:
+                for i in range(0, len(records), 10_000):
+                    w.write_many(records[i:i + 10_000])
     messages = sum(1 for r in records if isinstance(r, MessageRecord))
-    size = path.stat().st_size
+    size = path.stat().st_size if path.exists() else 0
     print(f"session: {messages:,} messages, {size / 1e6:.0f} MB at {path}", flush=True)
+    print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+          f"({os.cpu_count()} cpus)", flush=True)
 
-    result: dict = {"messages": messages, "file_bytes": size, "rules": len(all_rules()), "rounds": {}}
-
-    def measure(name: str, fn) -> float:
-        times = [timed(fn) for _ in range(args.rounds)]
-        med = statistics.median(times)
-        result["rounds"][name] = times
-        print(f"{name:<10} {messages / med:>12,.0f} msg/s   (median {med:.2f} s over {args.rounds}: "
-              f"{', '.join(f'{t:.2f}' for t in times)})", flush=True)
-        return med
-
-    base = measure("context", run_checker(records, rules=[]))
-    allr = measure("rules", run_checker(records))
-    measure("timeline", run_checker(records, timeline=True))
-    found = run_checker(records)
-    found()
-    by_rule: dict[str, int] = {}
-    for f in found.findings:  # type: ignore[attr-defined]
-        by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
-    result["findings"] = by_rule
-    print(f"findings on the synthetic session: {by_rule or 'none'}")
+    result: dict = {"messages": messages, "file_bytes": size, "rules": len(all_rules()), "rounds": {},
+                    "load_before": os.getloadavg()}
 
     def from_file():
         checker = Checker()
@@ -271,31 +284,108 @@ def main() -> int:
         for _rec in open_session(path):
             pass
 
-    measure("decode", decode_only)
-    measure("file", from_file)
+    variants = {"context": run_checker(records, rules=[]), "rules": run_checker(records)}
+    if args.baseline:
+        Base = load_baseline(args.baseline)
+
+        def base(rules_on: bool):
+            def go():
+                checker = Base() if rules_on else Base(rules=[])
+                checker.feed_all(records)
+                checker.finish()
+            return go
+
+        variants["base-context"] = base(False)
+        variants["base-rules"] = base(True)
+    if "timeline" not in skip:
+        variants["timeline"] = run_checker(records, timeline=True)
+    if "decode" not in skip:
+        variants["decode"] = decode_only
+    if "file" not in skip:
+        variants["file"] = from_file
+
+    # rounds rotated: round r starts at variant r, so load drift spreads over all of them
+    names = list(variants)
+    walls: dict[str, list[float]] = {}
+    for name in names:
+        result["rounds"][name] = []
+        walls[name] = []
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            result["rounds"][name].append(timed(variants[name]))
+            walls[name].append(timed.last_wall)  # type: ignore[attr-defined]
+    result["wall_rounds"] = walls
+    print("CPU time, median of rotated rounds (wall-clock median in brackets):")
+    for name in names:
+        times = result["rounds"][name]
+        med = statistics.median(times)
+        wmed = statistics.median(walls[name])
+        print(f"{name:<13} {messages / med:>12,.0f} msg/s  {med / messages * 1e9:>6,.0f} ns/msg   [wall "
+              f"{messages / wmed:>9,.0f} msg/s]  (cpu s: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
+    if args.baseline:
+        med = {n: statistics.median(result["rounds"][n]) for n in names}
+        result["speedup"] = {"rules": med["base-rules"] / med["rules"], "context": med["base-context"] / med["context"]}
+        print(f"speed-up vs baseline (same run): rules x{result['speedup']['rules']:.2f}, "
+              f"context x{result['speedup']['context']:.2f}")
+
+    found = run_checker(records)
+    found()
+    by_rule: dict[str, int] = {}
+    for f in found.findings:  # type: ignore[attr-defined]
+        by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
+    result["findings"] = by_rule
+    print(f"findings on the session: {by_rule or 'none'}")
 
     if args.per_rule:
         sl = records[: args.per_rule]
         n = sum(1 for r in sl if isinstance(r, MessageRecord))
-        floor = statistics.median(timed(run_checker(sl, rules=[])) for _ in range(3))
-        costs = {}
-        for cls in all_rules():
-            t = statistics.median(timed(run_checker(sl, rules=[cls()])) for _ in range(3))
-            costs[cls.id] = max(0.0, (t - floor) / n * 1e9)
-        result["per_rule_ns_per_message"] = costs
-        result["context_ns_per_message"] = floor / n * 1e9
-        top = sorted(costs.items(), key=lambda kv: -kv[1])
-        print(f"context floor: {floor / n * 1e9:.0f} ns/msg; per-rule extra cost, ns/msg (top 12): "
-              + ", ".join(f"{k} {v:.0f}" for k, v in top[:12]))
-        print(f"sum of per-rule costs: {sum(costs.values()):.0f} ns/msg")
+        sides = {"": (Checker, all_rules())}
+        if args.baseline:
+            import importlib
 
+            base_pkg = importlib.import_module(args.baseline.rpartition(":")[2])
+            sides["base "] = (base_pkg.Checker, base_pkg.all_rules())
+        samples: dict[tuple[str, str], list[float]] = {}
+        for side, (checker_cls, classes) in sides.items():
+            samples[(side, "")] = []
+            for cls in classes:
+                samples[(side, cls.id)] = []
+        keys = list(samples)
+
+        def one(side: str, rid: str):
+            checker_cls, classes = sides[side]
+            rules = [] if rid == "" else [next(c for c in classes if c.id == rid)()]
+
+            def go():
+                checker = checker_cls(rules=rules)
+                checker.feed_all(sl)
+                checker.finish()
+            return go
+
+        for r in range(3):  # rotated rounds, the floors among them
+            order = keys[r * 17 % len(keys):] + keys[: r * 17 % len(keys)]
+            for k in order:
+                samples[k].append(timed(one(*k)))
+        for side in sides:
+            floor = statistics.median(samples[(side, "")])
+            costs = {k[1]: max(0.0, (statistics.median(v) - floor) / n * 1e9) for k, v in samples.items()
+                     if k[0] == side and k[1]}
+            result[f"{side}per_rule_ns_per_message".replace(" ", "_")] = costs
+            result[f"{side}context_ns_per_message".replace(" ", "_")] = floor / n * 1e9
+            top = sorted(costs.items(), key=lambda kv: -kv[1])
+            print(f"{side}context floor ({n:,} messages): {floor / n * 1e9:.0f} ns/msg; per-rule extra cost, ns/msg "
+                  "(top 15): " + ", ".join(f"{k} {v:.0f}" for k, v in top[:15]))
+            print(f"{side}sum of per-rule costs: {sum(costs.values()):.0f} ns/msg")
+
+    result["load_after"] = os.getloadavg()
+    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     result["summary_msg_per_s"] = {k: messages / statistics.median(v) for k, v in result["rounds"].items()}
     result["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
     out = args.out or Path(__file__).parent / "results" / f"bench_check-{_dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
-    _ = (allr, base)
     return 0
 
 

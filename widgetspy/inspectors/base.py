@@ -97,6 +97,10 @@ class Rule:
     messages: ClassVar[tuple[str, ...]] = ()
     events: ClassVar[tuple[str, ...]] = ()
     unparsed: ClassVar[bool] = False
+    # "wire" / "comm": the rule never reports on a message the context found healthy at that level
+    # (`Context.begin` defines WIRE_OK and COMM_OK), so the checker does not call it for one; the rule
+    # still checks everything itself when it is called
+    skip_healthy: ClassVar[str] = ""
 
     def bind(self, rules: list["Rule"]) -> None:
         """Called once with every rule of the checker before the first record

@@ -10,8 +10,10 @@
 Dispatch is by message key (`msg_type`, or `comm_msg:<method>` for comm
 messages, and the direction: `@K` to the kernel, `@F` to front-ends) through
 a per-key table of bound methods built once, so a record costs only the rules
-that asked for it. The rules all see the shared
-`Context` in the state *before* the record; then the context applies it.
+that asked for it. The shared `Context` reads each message once first
+(`ctx.begin`: msg_type, ids, comm, data, method, state, parent request);
+the rules all see it in the state *before* the record; then the context
+applies it.
 The same object works live (records as the recorder writes them), offline on
 a file, and inside replay. Not thread-safe: feed it from one thread (or hold
 a lock, as `widgetspy record --check` does).
@@ -23,13 +25,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..session.records import EventRecord, MessageRecord, UnparsedRecord
 from .base import REGISTRY, Finding, Rule, Severity
-from .context import TO_KERNEL, Context
+from .context import COMM_OK, WIRE_OK, Context
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..timeline import Timeline
 
 Handler = Callable[[Any, Context], None]
-_EMPTY: dict[str, Any] = {}
 
 
 def all_rules() -> list[type[Rule]]:
@@ -89,7 +90,8 @@ class Checker:
             self.rules = list(rules)
         self.ctx = Context(timeline)
         self._feed_timeline = timeline is not None and feed_timeline
-        self._cache: dict[str, tuple[Handler, ...]] = {}
+        # dispatch tables, one per Context.health level: key -> the handlers to call
+        self._cache: tuple[dict[str, tuple[Handler, ...]], ...] = ({}, {}, {})
         self._events: dict[str, list[Handler]] = {}
         self._any_event: list[Handler] = []
         self._unparsed: list[Handler] = []
@@ -113,12 +115,16 @@ class Checker:
 
     # ---------------------------------------------------------------- dispatch table
 
-    def _handlers(self, key: str) -> tuple[Handler, ...]:
+    def _handlers(self, key: str, health: int) -> tuple[Handler, ...]:
         """The rules' on_message for a dispatch key `<msg_type or comm_msg:method>@K|F`
-        (to the kernel / to front-ends), in rule order; built once per key."""
+        (to the kernel / to front-ends), in rule order, without the rules that cannot report on a
+        message of this health (`Rule.skip_healthy`); built once per key and health."""
         base, _, side = key.rpartition("@")
         out = []
         for r in self.rules:
+            skip = r.skip_healthy
+            if skip and health >= (WIRE_OK if skip == "wire" else COMM_OK):
+                continue
             for want in r.messages:
                 want_base, _, want_side = want.partition("@")
                 if want_side and want_side != side:
@@ -127,7 +133,7 @@ class Checker:
                     out.append(r.on_message)
                     break
         handlers = tuple(out)
-        self._cache[key] = handlers
+        self._cache[health][key] = handlers
         return handlers
 
     # ---------------------------------------------------------------- feeding
@@ -141,24 +147,10 @@ class Checker:
             ctx.timeline.feed(rec)  # type: ignore[union-attr]
         cls = rec.__class__
         if cls is MessageRecord:
-            msg = rec.msg
-            key = msg.header.get("msg_type") or ""
-            content = msg.content
-            data = content.get("data") if content.__class__ is dict else None
-            if data.__class__ is not dict:
-                data = _EMPTY
-            ctx.data = data
-            if key == "comm_msg":
-                method = data.get("method")
-                key = "comm_msg:" + method if method.__class__ is str else "comm_msg:"
-            if rec.direction is TO_KERNEL:
-                ctx._current_id = msg.header.get("msg_id")
-                key += "@K"
-            else:
-                key += "@F"
-            handlers = self._cache.get(key)
+            key = ctx.begin(rec)
+            handlers = self._cache[ctx.health].get(key)
             if handlers is None:
-                handlers = self._handlers(key)
+                handlers = self._handlers(key, ctx.health)
             for handler in handlers:
                 handler(rec, ctx)
         elif cls is EventRecord:
@@ -176,8 +168,11 @@ class Checker:
 
     def feed_all(self, records: Iterable[Any]) -> list[Finding]:
         out: list[Finding] = []
+        feed = self.feed
         for rec in records:
-            out.extend(self.feed(rec))
+            found = feed(rec)
+            if found:
+                out.extend(found)
         return out
 
     def finish(self) -> list[Finding]:

@@ -11,13 +11,17 @@ processing it (its `status: busy`, or the first IOPub message parented to
 it); `echo_update` is filtered the way ipywidgets' JS model does; full states
 (the reply to `request_state`, `update_states`) replace a side's state.
 
-The checker calls `apply(rec)` after the rules have seen `rec`, so a rule
+Per message the checker calls `begin(rec)` first: it reads the fields every
+rule needs once (msg_type, msg_id, parent id, comm_id, `content.data`, its
+method and state, the comm, the parent request) into the context's "current
+message" attributes, which the rules read instead of re-deriving them. Then
+the rules see the record, then `apply(rec)` updates the beliefs, so a rule
 sees the state *before* the message it is looking at. Sans-IO.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..buffers import put_buffers
@@ -41,6 +45,11 @@ STDIN = Channel.STDIN
 
 FINISHED_KEPT = 4096  # finished requests remembered (late side effects, echo parents)
 
+# Context.health of the message being checked (see Context.begin)
+NOT_OK, WIRE_OK, COMM_OK = 0, 1, 2
+OVERSIZE = 8 * 1024 * 1024  # bytes on the wire from which WS410 reports
+KERNEL_STATES = frozenset({"busy", "idle", "starting"})  # status.execution_state values a kernel sends
+
 
 class _Missing:
     __slots__ = ()
@@ -62,7 +71,7 @@ class CommInfo:
     __slots__ = (
         "comm_id", "target", "epoch", "opened_by", "open_seq", "open_t", "open_msg_id", "open_parent",
         "version", "identity", "model_name", "model_module", "model_module_version", "is_model",
-        "kstate", "fstate", "expected_echo", "k_closed", "f_closed", "closed_by", "close_seq",
+        "kstate", "fstate", "expected_echo", "k_closed", "f_closed", "closed_by", "close_seq", "changed",
     )
 
     def __init__(self, comm_id: str, target: str, epoch: int, opened_by: str, seq: int, t: float,
@@ -88,6 +97,9 @@ class CommInfo:
         self.f_closed: int | None = None  # seq the front-end side closed it
         self.closed_by: str | None = None  # kernel | frontend | restart
         self.close_seq: int | None = None
+        # keys whose kstate/fstate value may have changed since a consumer (WS402) last compared the
+        # two projections and reset it to an empty set; None: all of them (new comm, replaced state)
+        self.changed: set[str] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -111,6 +123,7 @@ class CommInfo:
 
 IDENTITY_KEYS = ("_model_name", "_model_module", "_model_module_version", "_view_name", "_view_module",
                  "_view_module_version")
+IDENTITY_SET = frozenset(IDENTITY_KEYS)
 
 
 class Request:
@@ -146,6 +159,10 @@ class Request:
         return self.channel, self.subshell
 
 
+EMPTY: dict[str, Any] = {}  # ctx.content/ctx.data when the message has none (never mutated)
+_EMPTY = EMPTY
+
+
 class Context:
     def __init__(self, timeline: "Timeline | None" = None) -> None:
         self.timeline = timeline  # optional: shared with other consumers; the rules here do not need it
@@ -156,7 +173,8 @@ class Context:
         self.comms: dict[str, CommInfo] = {}  # current epoch, open and closed
         self.old_comms: dict[str, CommInfo] = {}  # comms of earlier kernel epochs
         self.requests: dict[str, Request] = {}  # sent, not idle yet
-        self.finished: OrderedDict[str, Request] = OrderedDict()
+        self.finished: dict[str, Request] = {}  # the latest FINISHED_KEPT, oldest first
+        self._finished_order: deque[str] = deque()
         self.pending_fe: dict[str, MessageRecord] = {}  # front-end comm messages the kernel has not started
         self.busy_count = 0  # requests with a busy and no idle yet
         self.dirty: set[str] = set()  # models whose projections changed since the last quiet point
@@ -167,9 +185,20 @@ class Context:
         self.quiet_hooks: list[Callable[["Context", MessageRecord], None]] = []
         self.epoch_end_hooks: list[Callable[["Context", int, str], None]] = []
         self.rule_instances: dict[str, Rule] = {}
-        self._current_id: str | None = None  # msg_id of the record being checked
-        self.data: dict[str, Any] = {}  # content.data of the message being checked ({} if none)
+        self._current_id: str | None = None  # msg_id of the record being checked (to the kernel only)
         self._early: list[Callable[["Context", Request, MessageRecord | None], None]] = []
+        # ---- the message being checked, read once by begin() (valid from begin() to apply())
+        self.msg_type: str = ""  # header.msg_type ("" if missing)
+        self.msg_id: Any = None  # header.msg_id, as it is
+        self.parent: Any = None  # parent_header.msg_id, as it is (None if no parent header)
+        self.content: dict[str, Any] = _EMPTY  # content ({} if not an object)
+        self.cid: str | None = None  # content.comm_id if a string
+        self.data: dict[str, Any] = _EMPTY  # content.data ({} if none or not an object)
+        self.method: Any = None  # data.method, as it is
+        self.state: dict[str, Any] | None = None  # data.state if an object
+        self.cur_comm: CommInfo | None = None  # the comm `cid` names in the current epoch
+        self.parent_req: Request | None = None  # the request `parent` names, running or finished
+        self.health = NOT_OK  # NOT_OK, WIRE_OK or COMM_OK (see begin)
 
     # ================================================================ reporting
 
@@ -229,7 +258,94 @@ class Context:
 
     # ================================================================ feeding
 
+    def begin(self, rec: MessageRecord) -> str:
+        """Read what the rules share from a message about to be checked; returns its dispatch key
+        (`<msg_type or comm_msg:method>@K|F`) and sets `health`:
+
+        - WIRE_OK: the header has the six string fields (msg_id, msg_type, username, session, version,
+          date), the JSON was strict (no NaN/Infinity), the message is under 8 MiB (and has a size, or
+          no buffers), and a `status` has execution_state busy, idle or starting;
+        - COMM_OK (with WIRE_OK, `comm_msg` only): on the right channel (shell to the kernel, IOPub
+          from it), a non-empty string comm_id naming an open (closed by no side) `jupyter.widget`
+          comm of the current kernel epoch, a `data` object whose method is `update`/`echo_update`
+          with a state object holding no `_model_*`/`_view_*` key and no buffer_paths or buffers,
+          `custom` with a `content`, or `request_state`.
+        Rules that cannot report on such a message say so with `skip_healthy`."""
+        msg = rec.msg
+        header = msg.header
+        mtype = header.get("msg_type") or ""
+        self.msg_type = mtype
+        self.msg_id = mid = header.get("msg_id")
+        ph = msg.parent_header
+        parent = ph.get("msg_id") if ph.__class__ is dict else None
+        self.parent = parent
+        content = msg.content
+        if content.__class__ is dict:
+            self.content = content
+            data = content.get("data")
+            if data.__class__ is not dict:
+                data = EMPTY
+            cid = content.get("comm_id")
+            if cid.__class__ is not str:
+                cid = None
+        else:
+            self.content = data = EMPTY
+            cid = None
+        self.data = data
+        self.cid = cid
+        self.cur_comm = comm = self.comms.get(cid) if cid is not None else None
+        if data:
+            method = data.get("method")
+            state = data.get("state")
+            if state.__class__ is not dict:
+                state = None
+        else:
+            method = state = None
+        self.method = method
+        self.state = state
+        if parent:
+            try:
+                self.parent_req = self.requests.get(parent) or self.finished.get(parent)
+            except TypeError:  # an unhashable parent msg_id: names no request
+                self.parent_req = None
+        else:
+            self.parent_req = None
+        to_kernel = rec.direction is TO_KERNEL
+        # ---- health (see the docstring)
+        health = NOT_OK
+        size = rec.size
+        if rec.strict_json and (size or not msg.buffers) and size < OVERSIZE:
+            try:
+                if (header.__class__ is dict and header["msg_id"].__class__ is str
+                        and header["msg_type"].__class__ is str and header["username"].__class__ is str
+                        and header["session"].__class__ is str and header["version"].__class__ is str
+                        and header["date"].__class__ is str):
+                    health = WIRE_OK
+            except KeyError:
+                pass
+            if mtype == "comm_msg":
+                if (health and comm is not None and comm.closed_by is None and comm.is_model and cid
+                        and rec.channel is (SHELL if to_kernel else IOPUB)):
+                    if method == "update" or method == "echo_update":
+                        if (state is not None and not data.get("buffer_paths") and not msg.buffers
+                                and IDENTITY_SET.isdisjoint(state)):
+                            health = COMM_OK
+                    elif method == "request_state" or (method == "custom" and "content" in data):
+                        health = COMM_OK
+            elif mtype == "status":
+                st = self.content.get("execution_state")
+                if st.__class__ is not str or st not in KERNEL_STATES:
+                    health = NOT_OK
+        self.health = health
+        if mtype == "comm_msg":
+            mtype = "comm_msg:" + method if method.__class__ is str else "comm_msg:"
+        if to_kernel:
+            self._current_id = mid
+            return mtype + "@K"
+        return mtype + "@F"
+
     def apply(self, rec: Any) -> None:
+        """Update the beliefs with a record the rules have seen (after begin() for a message)."""
         self._current_id = None
         self.last_seq = rec.seq
         self.last_t = rec.t
@@ -288,9 +404,12 @@ class Context:
             for fn in waiters:
                 fn(self, req, idle)
         finished = self.finished
-        finished[req.msg_id] = req
-        if len(finished) > FINISHED_KEPT:
-            finished.popitem(last=False)
+        n = len(finished)
+        finished[req.msg_id] = req  # a msg_id seen again keeps its place, as in an OrderedDict
+        if len(finished) > n:
+            self._finished_order.append(req.msg_id)
+            if n >= FINISHED_KEPT:
+                del finished[self._finished_order.popleft()]
 
     def _abandon_before(self, done: Request) -> None:
         """The kernel finished `done`: any request of the same lane that went busy
@@ -307,17 +426,14 @@ class Context:
     # ---------------------------------------------------------------- front-end -> kernel
 
     def _to_kernel(self, rec: MessageRecord) -> None:
-        msg = rec.msg
-        header = msg.header
-        msg_type = header.get("msg_type") or ""
+        msg_type = self.msg_type
         channel = rec.channel
         if channel is STDIN:
             self._early = []
             return
         req = Request(rec, msg_type, self.epoch)
-        content = msg.content if isinstance(msg.content, dict) else {}
         if msg_type == "execute_request":
-            code = content.get("code")
+            code = self.content.get("code")
             req.code = code if isinstance(code, str) else None
         self.requests[req.msg_id] = req
         if self._early:
@@ -325,19 +441,19 @@ class Context:
             self._early = []
         if msg_type[:5] != "comm_":
             return
-        cid = content.get("comm_id")
-        if not isinstance(cid, str):
+        cid = self.cid
+        if cid is None:
             return
         req.comm_id = cid
-        data = content.get("data")
-        data = data if isinstance(data, dict) else {}
+        data = self.data
         if msg_type == "comm_msg":
-            method = data.get("method")
+            method = self.method
             req.method = method if isinstance(method, str) else None
         if channel is not SHELL:
             return
+        msg = rec.msg
         if msg_type == "comm_open":
-            target = content.get("target_name")
+            target = self.content.get("target_name")
             comm = self._open(cid, target if isinstance(target, str) else "?", FRONTEND, rec, None, msg.metadata)
             if comm.is_model:
                 state = self._state(data, msg.buffers)
@@ -347,7 +463,7 @@ class Context:
                     self.dirty.add(cid)
             self.pending_fe[req.msg_id] = rec
             return
-        comm = self.comms.get(cid)
+        comm = self.cur_comm
         if msg_type == "comm_close":
             if comm is not None and comm.f_closed is None:
                 comm.f_closed = rec.seq
@@ -358,16 +474,21 @@ class Context:
         if comm is None or not comm.is_model:
             return
         if req.method == "update":
-            state = self._state(data, msg.buffers)
+            state = self.state
             if state is None:
                 return
+            if data.get("buffer_paths") or msg.buffers:
+                state = self._state(data, msg.buffers)
             expected = comm.expected_echo
+            mid = req.msg_id
             for key in state:
-                expected[key] = req.msg_id
+                expected[key] = mid
             if comm.f_closed is None:
                 comm.fstate.update(state)
+                if comm.changed is not None:
+                    comm.changed.update(state)
                 self.dirty.add(cid)
-            self.pending_fe[req.msg_id] = rec
+            self.pending_fe[mid] = rec
 
     def _kernel_processes(self, msg_id: str) -> None:
         rec = self.pending_fe.pop(msg_id)
@@ -382,6 +503,7 @@ class Context:
                 data = msg.content.get("data")
                 state = self._state(data if isinstance(data, dict) else {}, msg.buffers)
                 comm.kstate = dict(state) if state else {}
+                comm.changed = None
         elif msg_type == "comm_close":
             if comm.k_closed is None:
                 comm.k_closed = rec.seq
@@ -390,14 +512,15 @@ class Context:
             state = self._state(data if isinstance(data, dict) else {}, msg.buffers)
             if state:
                 comm.kstate.update(state)
+                if comm.changed is not None:
+                    comm.changed.update(state)
                 self.dirty.add(comm.comm_id)
 
     # ---------------------------------------------------------------- kernel -> front-end
 
     def _from_kernel(self, rec: MessageRecord) -> None:
         msg = rec.msg
-        header = msg.header
-        session = header.get("session")
+        session = msg.header.get("session")
         if session and session != self.kernel_session and rec.channel is not Channel.HB:
             if self.kernel_session is None:
                 self.kernel_session = session
@@ -407,13 +530,15 @@ class Context:
                 self.end_epoch(rec.seq, "new kernel session")
                 self.kernel_session = session
                 self.epoch_started_by = "new kernel session"
-        parent_header = msg.parent_header
-        parent = parent_header.get("msg_id") if parent_header.__class__ is dict else None
-        if parent is not None and parent in self.pending_fe:
+                # the comms and requests begin() looked up belong to the epoch that just ended
+                self.cur_comm = self.comms.get(self.cid) if self.cid is not None else None
+                self.parent_req = self.request(self.parent)
+        parent = self.parent
+        if parent is not None and self.pending_fe and parent in self.pending_fe:
             self._kernel_processes(parent)
-        msg_type = header.get("msg_type")
+        msg_type = self.msg_type
         if msg_type == "status":
-            state = msg.content.get("execution_state")
+            state = self.content.get("execution_state")
             req = self.requests.get(parent) if parent else None
             if state == "busy":
                 if req is not None and req.busy_seq is None:
@@ -433,7 +558,7 @@ class Context:
                     self.dirty.clear()
             return
         if msg_type == "comm_info_reply":
-            comms = msg.content.get("comms")
+            comms = self.content.get("comms")
             if isinstance(comms, dict):
                 for cid, info in comms.items():
                     if cid not in self.comms:
@@ -441,16 +566,14 @@ class Context:
                         comm = self._open(cid, target if isinstance(target, str) else "?", ADOPTED, rec, None, {})
                         comm.open_seq = rec.seq
             return
-        if msg_type is None or msg_type[:5] != "comm_":
+        if msg_type[:5] != "comm_":
             return
-        content = msg.content
-        cid = content.get("comm_id") if content.__class__ is dict else None
-        if not isinstance(cid, str):
+        cid = self.cid
+        if cid is None:
             return
-        data = content.get("data")
-        data = data if data.__class__ is dict else {}
+        data = self.data
         if msg_type == "comm_open":
-            target = content.get("target_name")
+            target = self.content.get("target_name")
             comm = self._open(cid, target if isinstance(target, str) else "?", KERNEL, rec, parent, msg.metadata)
             if comm.is_model:
                 state = self._state(data, msg.buffers)
@@ -459,7 +582,7 @@ class Context:
                     comm.kstate = dict(state)
                     comm.fstate = dict(state)
             return
-        comm = self.comms.get(cid)
+        comm = self.cur_comm
         if msg_type == "comm_close":
             if comm is not None:
                 if comm.k_closed is None:
@@ -469,37 +592,45 @@ class Context:
                 if comm.closed_by is None:
                     comm.closed_by, comm.close_seq = KERNEL, rec.seq
             return
-        method = data.get("method")
+        method = self.method
         if method == "update_states":
             self._update_states(rec, data)
             return
         if comm is None:
-            if method in ("update", "echo_update") and isinstance(data.get("state"), dict):
+            if method in ("update", "echo_update") and self.state is not None:
                 comm = self._open(cid, WIDGET_TARGET, ADOPTED, rec, None, {})
             else:
                 return
         if not comm.is_model:
             return
         if method == "update":
-            state = self._state(data, msg.buffers)
+            state = self.state
             if state is None:
                 return
-            comm.learn_identity(state)
-            req = self.request(parent)
+            if data.get("buffer_paths") or msg.buffers:
+                state = self._state(data, msg.buffers)
+            if not comm.identity and "_model_name" in state:
+                comm.learn_identity(state)
+            req = self.parent_req
             if req is not None and req.method == "request_state" and req.comm_id == cid:
                 comm.kstate = dict(state)
                 if comm.f_closed is None:
                     comm.fstate = dict(state)
+                comm.changed = None
             else:
                 comm.kstate.update(state)
                 if comm.f_closed is None:
                     comm.fstate.update(state)
+                if comm.changed is not None:
+                    comm.changed.update(state)
             self.dirty.add(cid)
         elif method == "echo_update":
             self.echo_seen = True
-            state = self._state(data, msg.buffers)
+            state = self.state
             if state is None:
                 return
+            if data.get("buffer_paths") or msg.buffers:
+                state = self._state(data, msg.buffers)
             expected = comm.expected_echo
             fstate = comm.fstate
             open_f = comm.f_closed is None
@@ -512,8 +643,10 @@ class Context:
                     del expected[key]
                     if open_f:
                         fstate[key] = value
-            if self.request(parent) is None:  # echo of an update this tap did not see
+            if self.parent_req is None:  # echo of an update this tap did not see
                 comm.kstate.update(state)
+            if comm.changed is not None:
+                comm.changed.update(state)
             self.dirty.add(cid)
 
     def _update_states(self, rec: MessageRecord, data: dict[str, Any]) -> None:
@@ -549,6 +682,7 @@ class Context:
                 comm.kstate = dict(state)
             if comm.f_closed is None:
                 comm.fstate = dict(state)
+            comm.changed = None
             self.dirty.add(model_id)
 
     # ---------------------------------------------------------------- helpers

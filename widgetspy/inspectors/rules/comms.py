@@ -7,7 +7,7 @@ from typing import Any
 from ...message import Direction
 from ..base import Rule, Severity, rule
 from ..context import FRONTEND, RESTART, Context, Request
-from ._util import comm_id, content, msg_id, parent_id
+from ._util import content, msg_id, parent_id
 
 TO_KERNEL = Direction.TO_KERNEL
 TO_FRONTEND = Direction.TO_FRONTEND
@@ -35,14 +35,13 @@ class UnknownComm(CommRule):
     )
     source = "protocol-notes §2.3, §2.4; §6 invariant 12 (`base_comm.py:234-313`, `default.ts:1385-1418`)"
     messages = ("comm_close", "comm_msg:*")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        cid = comm_id(rec)
-        if cid is None or cid in ctx.comms or cid in ctx.old_comms:
+        cid = ctx.cid
+        if cid is None or ctx.cur_comm is not None or cid in ctx.old_comms:
             return
-        c = content(rec)
-        d = c.get("data")
-        method = d.get("method") if isinstance(d, dict) else None
+        method = ctx.method
         if rec.direction is TO_FRONTEND and method in ("update", "echo_update", "update_states"):
             return  # adopted: the recording began after its comm_open (the context adopts it)
         ctx.report(self, rec.seq, f"{_who(rec)} {rec.msg.msg_type}{' ' + method if method else ''} for comm "
@@ -63,10 +62,11 @@ class ClosedComm(CommRule):
     )
     source = "protocol-notes §2.3; §6 invariant 13 (`messaging.rst:1929-1938`)"
     messages = ("comm_close", "comm_msg:*")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        cid = comm_id(rec)
-        comm = ctx.comms.get(cid) if cid else None
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid else None
         if comm is None or comm.closed_by is None:
             return
         if rec.direction is TO_FRONTEND and comm.closed_by == FRONTEND:
@@ -89,6 +89,7 @@ class SendAfterFrontendClose(CommRule):
     )
     source = "protocol-notes §2.3, §9 item 9; §6 invariant 13 (WARN, 'report as known behaviour')"
     messages = ("comm_msg:*@F",)
+    skip_healthy = "comm"
 
     def __init__(self) -> None:
         self._told: set[str] = set()
@@ -96,8 +97,8 @@ class SendAfterFrontendClose(CommRule):
     def on_message(self, rec: Any, ctx: Context) -> None:
         if rec.direction is not TO_FRONTEND:
             return
-        cid = comm_id(rec)
-        comm = ctx.comms.get(cid) if cid else None
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid else None
         if comm is None or comm.closed_by != FRONTEND or cid in self._told:
             return
         self._told.add(cid)  # once per comm
@@ -120,8 +121,8 @@ class DoubleOpen(CommRule):
     messages = ("comm_open",)
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        cid = comm_id(rec)
-        comm = ctx.comms.get(cid) if cid else None
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid else None
         if comm is not None and comm.closed_by is None:
             ctx.report(self, rec.seq, f"{_who(rec)} opens comm {cid[:8]} again; it is open since seq "
                        f"{comm.open_seq} ({comm.opened_by})", rec=rec, comm_id=cid, related=(comm.open_seq,))
@@ -137,25 +138,25 @@ class _OpenWatch(CommRule):
         self._open: dict[str, list[Any]] = {}
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        t = rec.msg.header.get("msg_type")
+        t = ctx.msg_type
         if rec.direction is TO_KERNEL:
             if t == "comm_open":
                 mid = msg_id(rec)
-                self._open[mid] = [comm_id(rec), rec, False, False]
+                self._open[mid] = [ctx.cid, rec, False, False]
                 ctx.when_done(mid, self._done)
             return
         if not self._open:
             return
-        watch = self._open.get(parent_id(rec) or "")
+        watch = self._open.get(ctx.parent or "")
         if watch is None:
             return
         if t == "stream":
-            c = content(rec)
+            c = ctx.content
             text = c.get("text")
             if c.get("name") == "stderr" and isinstance(text, str) and (
                     "No such comm target" in text or "Traceback" in text or "Error" in text):
                 watch[2] = True
-        elif t == "comm_close" and comm_id(rec) == watch[0]:
+        elif t == "comm_close" and ctx.cid == watch[0]:
             watch[3] = True
 
     def _done(self, ctx: Context, req: Request, idle: Any) -> None:
@@ -227,13 +228,14 @@ class PreRestartComm(CommRule):
     )
     source = "protocol-notes §1.3, §2.4; §6 invariant 15 (`messaging.rst:131-150`, `default.ts:1305-1325`)"
     messages = ("comm_close", "comm_msg:*", "display_data@F", "execute_result@F", "update_display_data@F")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         if not ctx.old_comms:
             return
-        t = rec.msg.header.get("msg_type")
+        t = ctx.msg_type
         if t[:5] == "comm_":
-            cid = comm_id(rec)
+            cid = ctx.cid
         else:
             from ...message import widget_view_model_id
 

@@ -8,7 +8,7 @@ from typing import Any
 from ...message import WIDGET_TARGET, Channel, Direction, widget_view_model_id
 from ..base import Rule, Severity, rule
 from ..context import Context, Request
-from ._util import comm_id, content, data, json_size, major, msg_id, parent_id, short
+from ._util import comm_id, data, json_size, major, msg_id, short
 from .widget import _equal, refs_in_state
 
 TO_KERNEL = Direction.TO_KERNEL
@@ -70,13 +70,13 @@ class VersionSkew(PatternRule):
         ctx.report(self, rec.seq, text, rec=rec, comm_id=cid)
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        t = rec.msg.header.get("msg_type")
-        cid = comm_id(rec)
+        t = ctx.msg_type
+        cid = ctx.cid
         if t == "stream":
             if rec.direction is TO_FRONTEND and self._fe_opens:
-                parent = parent_id(rec) or ""
+                parent = ctx.parent or ""
                 opened = self._fe_opens.get(parent)
-                text = content(rec).get("text")
+                text = ctx.content.get("text")
                 if opened is not None and isinstance(text, str) and (
                         "Incompatible widget protocol" in text or "KeyError" in text):
                     why = "Incompatible widget protocol versions" if "Incompatible" in text else \
@@ -90,8 +90,7 @@ class VersionSkew(PatternRule):
                 self._say(ctx, rec, ("backbone", cid or ""), "front-end uses protocol 1's 'backbone' method on a "
                           "protocol 2 kernel", cid)
             return
-        c = content(rec)
-        if c.get("target_name") != WIDGET_TARGET:
+        if ctx.content.get("target_name") != WIDGET_TARGET:
             return
         state = ctx.data.get("state")
         state = state if isinstance(state, dict) else {}
@@ -152,24 +151,34 @@ class LostUpdate(PatternRule):
         self._diverged: set[tuple[str, str]] = set()
 
     def on_quiet(self, ctx: Context, rec: Any) -> None:
+        # Each comparison leaves every compared key settled (agreeing and not marked diverged, or
+        # disagreeing and marked), so only keys the context saw change since this comm was last
+        # compared (`comm.changed`; None: all of them) can give a different answer now.
         comms = ctx.comms
+        diverged = self._diverged
         for cid in ctx.dirty:
             comm = comms.get(cid)
             if comm is None or not comm.is_model or comm.closed_by is not None:
                 continue
             kstate, fstate = comm.kstate, comm.fstate
+            changed = comm.changed
+            comm.changed = set()
             bad = []
-            for key, fv in fstate.items():
+            for key in (fstate if changed is None else [k for k in changed if k in fstate]):
+                fv = fstate[key]
                 kv = kstate.get(key, fstate)
                 if kv is fstate or kv is fv:
                     continue
                 if _equal(kv, fv):
-                    self._diverged.discard((cid, key))
+                    diverged.discard((cid, key))
                     continue
-                if (cid, key) not in self._diverged:
-                    self._diverged.add((cid, key))
-                    bad.append(f"{key}: kernel {short(kv, 24)}, front-end {short(fv, 24)}")
+                if (cid, key) not in diverged:
+                    diverged.add((cid, key))
+                    bad.append(key)
             if bad:
+                if changed is not None and len(bad) > 1:  # report them in the state's order
+                    bad = [k for k in fstate if k in bad]
+                bad = [f"{key}: kernel {short(kstate[key], 24)}, front-end {short(fstate[key], 24)}" for key in bad]
                 ctx.report(self, rec.seq, f"at idle the two sides disagree: {'; '.join(bad)}", rec=None, comm_id=cid,
                            t=rec.t)
 
@@ -194,28 +203,40 @@ class EchoFeedbackLoop(PatternRule):
     messages = ("comm_msg:update", "comm_msg:echo_update@F")
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[Any, Any, int]] = {}  # (comm, key) -> (value, origin peer, seq)
+        # comm -> key -> (value, origin peer, seq) of the kernel's latest echo of a front-end's value; a
+        # later kernel message without an origin (not an echo) drops the key: nothing to bounce
+        self._last: dict[str, dict[str, tuple[Any, Any, int]]] = {}
         self._bounces: dict[tuple[str, str], int] = {}
         self._told: set[tuple[str, str]] = set()
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        d = ctx.data
-        state = d.get("state")
-        if state.__class__ is not dict:
+        state = ctx.state
+        if state is None:
             return
-        cid = comm_id(rec) or ""
-        last = self._last
+        cid = ctx.cid or ""
+        last = self._last.get(cid)
         if rec.direction is TO_FRONTEND:
-            req = ctx.request(parent_id(rec))
+            req = ctx.parent_req
             # only echoes carry another front-end's value back: remember whose message they echo
-            origin = req.peer if req is not None and d.get("method") == "echo_update" else None
+            origin = req.peer if req is not None and ctx.method == "echo_update" else None
+            if origin is None:
+                if last:
+                    for key in state:
+                        if key in last:
+                            del last[key]
+                return
+            if last is None:
+                last = self._last[cid] = {}
+            seq = rec.seq
             for key, value in state.items():
-                last[(cid, key)] = (value, origin, rec.seq)
+                last[key] = (value, origin, seq)
+            return
+        if not last:
             return
         peer = rec.peer
         for key, value in state.items():
-            prev = last.get((cid, key))
-            if prev is None or prev[1] is None or prev[1] == peer or not _equal(prev[0], value):
+            prev = last.get(key)
+            if prev is None or prev[1] == peer or not _equal(prev[0], value):
                 continue
             k = (cid, key)
             n = self._bounces.get(k, 0) + 1
@@ -248,20 +269,23 @@ class UpdateStorm(PatternRule):
     messages = ("comm_msg:update",)
 
     def __init__(self) -> None:
-        self._kernel: dict[tuple[str, str], int] = {}
+        self._kernel: dict[str, dict[str, int]] = {}  # request msg_id -> comm -> kernel updates for it
         self._inflight: dict[str, int] = {}
         self._told: set[Any] = set()
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        cid = comm_id(rec) or ""
+        cid = ctx.cid or ""
         if rec.direction is TO_FRONTEND:
-            parent = parent_id(rec) or ""
-            key = (parent, cid)
-            n = self._kernel.get(key, 0) + 1
-            self._kernel[key] = n
+            parent = ctx.parent or ""
+            counts = self._kernel.get(parent)
+            if counts is None:
+                counts = self._kernel[parent] = {}
+            n = counts.get(cid, 0) + 1
+            counts[cid] = n
             if n == 1 and parent in ctx.requests:
                 ctx.when_done(parent, self._done)
-            if n == STORM_KERNEL + 1 and key not in self._told:
+            if n == STORM_KERNEL + 1 and (parent, cid) not in self._told:
+                key = (parent, cid)
                 self._told.add(key)
                 req = ctx.request(parent)
                 what = f"{req.msg_type} at seq {req.seq}" if req else "one request"
@@ -270,15 +294,14 @@ class UpdateStorm(PatternRule):
             return
         n = self._inflight.get(cid, 0) + 1
         self._inflight[cid] = n
-        ctx.when_done(msg_id(rec), self._fe_done)
+        ctx.when_done(ctx.msg_id or f"@{rec.seq}", self._fe_done)
         if n == STORM_INFLIGHT + 1 and ("fe", cid) not in self._told:
             self._told.add(("fe", cid))
             ctx.report(self, rec.seq, f"the front-end has {n} updates of this model in flight (the kernel has not "
                        "finished them): throttling is broken", rec=rec, comm_id=cid)
 
     def _done(self, ctx: Context, req: Request, idle: Any) -> None:
-        for key in [k for k in self._kernel if k[0] == req.msg_id]:
-            del self._kernel[key]
+        self._kernel.pop(req.msg_id, None)
 
     def _fe_done(self, ctx: Context, req: Request, idle: Any) -> None:
         cid = req.comm_id or ""
@@ -314,29 +337,37 @@ class RedundantResend(PatternRule):
         self._told: set[tuple[str, str]] = set()
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        d = ctx.data
-        state = d.get("state")
-        if state.__class__ is not dict:
+        state = ctx.state
+        if state is None:
             return
-        cid = comm_id(rec) or ""
-        comm = ctx.comms.get(cid)
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid is not None else ctx.comms.get("")
+        cid = cid or ""
         if comm is None or not comm.is_model:
             return
         if rec.direction is TO_FRONTEND:
             if comm.f_closed is not None:
                 return
-            req = ctx.request(parent_id(rec))
+            req = ctx.parent_req
             if req is not None and req.method == "request_state" and req.comm_id == cid:
                 return  # a resync
             have = comm.fstate
         else:
             have = comm.kstate
+        d = ctx.data
         if d.get("buffer_paths") or rec.msg.buffers:
             state = Context._state(d, rec.msg.buffers) or state
         for key, value in state.items():
             old = have.get(key, have)
-            if old is have or (old is not value and not _equal(old, value)):
+            if old is have:
                 continue
+            if old is not value:
+                c = old.__class__
+                if c is value.__class__ and (c is int or c is str or c is float):
+                    if old != value:  # what _equal says for two ints, strings or floats
+                        continue
+                elif not _equal(old, value):
+                    continue
             if key.startswith("_"):
                 continue
             k = (cid, key)
@@ -374,11 +405,11 @@ class CommLeak(PatternRule):
         self._viewed: dict[str, int] = {}  # model id -> seq of its latest view
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        t = rec.msg.header.get("msg_type")
+        t = ctx.msg_type
         if t == "execute_request":
             if rec.direction is not TO_KERNEL:
                 return
-            code = content(rec).get("code")
+            code = ctx.content.get("code")
             if not isinstance(code, str) or not code.strip():
                 return
             models: list[str] = []
@@ -389,9 +420,9 @@ class CommLeak(PatternRule):
         if rec.direction is not TO_FRONTEND:
             return
         if t == "comm_open":
-            run = self._run_of.get(parent_id(rec) or "")
-            if run is not None and content(rec).get("target_name") == WIDGET_TARGET:
-                cid = comm_id(rec)
+            run = self._run_of.get(ctx.parent or "")
+            if run is not None and ctx.content.get("target_name") == WIDGET_TARGET:
+                cid = ctx.cid
                 if cid:
                     run.append(cid)
             return
@@ -455,10 +486,9 @@ class MissingIdle(PatternRule):
     def on_message(self, rec: Any, ctx: Context) -> None:
         if ctx.busy_count <= 0:
             return
-        c = rec.msg.content
-        if c.__class__ is not dict or c.get("execution_state") != "idle":
+        if ctx.content.get("execution_state") != "idle":
             return
-        done = ctx.requests.get(parent_id(rec) or "")
+        done = ctx.requests.get(ctx.parent or "")
         if done is None or done.busy_seq is None:
             return
         lane = done.lane
@@ -494,7 +524,7 @@ class OutputAfterIdle(PatternRule):
     def on_message(self, rec: Any, ctx: Context) -> None:
         if rec.direction is not TO_FRONTEND:
             return
-        parent = parent_id(rec)
+        parent = ctx.parent
         if not parent:
             return
         req = ctx.finished.get(parent)
@@ -526,15 +556,14 @@ class QueuedBehindExecute(PatternRule):
         self._queued: dict[str, tuple[Any, Request]] = {}
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        if rec.msg.header.get("msg_type") == "status":
+        if ctx.msg_type == "status":
             if not self._queued:
                 return
-            q = self._queued.pop(parent_id(rec) or "", None)
+            q = self._queued.pop(ctx.parent or "", None)
             if q is None:
                 return
             sent, blocker = q
-            c = content(rec)
-            if c.get("execution_state") != "busy":
+            if ctx.content.get("execution_state") != "busy":
                 return
             if blocker.idle_t is None or blocker.idle_t <= sent.t:
                 # not visibly queued: the recorder may write one capture batch's channels out of causal
@@ -553,7 +582,7 @@ class QueuedBehindExecute(PatternRule):
         sub = rec.msg.header.get("subshell_id")
         for req in ctx.requests.values():
             if req.msg_type == "execute_request" and req.channel is SHELL and req.subshell == sub:
-                self._queued[msg_id(rec)] = (rec, req)
+                self._queued[ctx.msg_id or f"@{rec.seq}"] = (rec, req)
                 return
 
 
@@ -575,6 +604,7 @@ class Oversized(PatternRule):
     )
     source = "bug-patterns B11 (notebook#3468, xeus-python#268); protocol-notes messages.md note on update_states"
     messages = ("*",)
+    skip_healthy = "wire"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         size = rec.size
@@ -586,5 +616,5 @@ class Oversized(PatternRule):
                 return
         over = "over" if size > WS_LIMIT else "near"
         ctx.report(self, rec.seq, f"{rec.msg.msg_type} is {size / 1048576:.1f} MiB, {over} the 10 MiB websocket "
-                   "limit", rec=rec, comm_id=comm_id(rec))
+                   "limit", rec=rec, comm_id=ctx.cid)
 

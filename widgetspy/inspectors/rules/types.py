@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ...message import WIDGET_TARGET, Direction
 from ..base import Rule, Severity, rule
-from ..context import Context
+from ..context import MISSING, Context
 from ._util import comm_id, major, short
 from .patterns import CORE_MODULES
 
@@ -37,6 +37,9 @@ class ModelSpec:
     version: str
     cls: Any
     attrs: dict[str, Check] = field(default_factory=dict)
+    # attr -> the value classes its check always accepts (set by `installed_spec`): the engine skips
+    # the check for them; every other value goes through the check
+    passes: dict[str, frozenset[type]] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,8 +70,14 @@ def _dict_check(keys: tuple[str, ...], what: str) -> Check:
     return check
 
 
+def _passing(check: Any) -> frozenset[type]:
+    """The value classes `check` accepts whatever the value (empty: none known)."""
+    return getattr(check, "passes", frozenset())
+
+
 def _compile(trait: Any, widget_cls: Any) -> Check | None:
-    """A check function for one trait (None: anything goes)."""
+    """A check function for one trait (None: anything goes). The function's `passes` attribute
+    names value classes it never reports on (e.g. `int` for an Int trait), so callers may skip it."""
     import traitlets
 
     names = {c.__name__ for c in type(trait).__mro__}
@@ -85,18 +94,22 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
         def inner(value: Any, out: list) -> None:
             if not isinstance(value, (bytes, bytearray, memoryview)):
                 out.append((TYPE, f"expected binary data (a buffer), got {short(value, 30)}", None))
+        inner.passes = frozenset({bytes, bytearray, memoryview})  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Bool):
         def inner(value: Any, out: list) -> None:
             if value.__class__ is not bool:
                 out.append((TYPE, f"expected a bool, got {short(value, 30)}", None))
+        inner.passes = frozenset({bool})  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Int):
         def inner(value: Any, out: list) -> None:
             if value.__class__ is not int:
                 out.append((TYPE, f"expected an int, got {short(value, 30)}", None))
+        inner.passes = frozenset({int})  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Float):
         def inner(value: Any, out: list) -> None:
             if not _number(value):
                 out.append((TYPE, f"expected a number, got {short(value, 30)}", None))
+        inner.passes = frozenset({int, float})  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Enum):
         values = list(trait.values or ())
         if isinstance(trait, traitlets.CaselessStrEnum):
@@ -113,6 +126,7 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
         def inner(value: Any, out: list) -> None:
             if value.__class__ is not str:
                 out.append((TYPE, f"expected a string, got {short(value, 30)}", None))
+        inner.passes = frozenset({str})  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Union):
         parts = [_compile(t, widget_cls) for t in trait.trait_types]
         if any(p is None for p in parts):
@@ -125,6 +139,8 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
                     if not trial:
                         return
                 out.append((TYPE, f"{short(value, 30)} matches none of the union's types", None))
+            # a value one part accepts outright passes the union
+            inner.passes = frozenset().union(*(_passing(p) for p in parts))  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Tuple) and getattr(trait, "_traits", None):
         items = [_compile(t, widget_cls) for t in trait._traits]
 
@@ -150,6 +166,7 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
         def inner(value: Any, out: list) -> None:
             if value.__class__ is not dict:
                 out.append((TYPE, f"expected an object, got {short(value, 30)}", None))
+        inner.passes = frozenset({dict})  # type: ignore[attr-defined]
     elif isinstance(trait, traitlets.Instance):
         klass = trait.klass
         if isinstance(klass, str):
@@ -173,6 +190,7 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
         inner = None
     if inner is None:
         return None
+    passes = _passing(inner)
     if allow_none:
         check_not_none = inner
 
@@ -180,6 +198,7 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
             if value is not None:
                 check_not_none(value, out)
 
+        with_none.passes = passes | {type(None)}  # type: ignore[attr-defined]
         return with_none
 
     def no_none(value: Any, out: list, _inner: Check = inner) -> None:
@@ -188,6 +207,7 @@ def _compile(trait: Any, widget_cls: Any) -> Check | None:
             return
         _inner(value, out)
 
+    no_none.passes = passes  # type: ignore[attr-defined]
     return no_none
 
 
@@ -217,10 +237,15 @@ def installed_spec() -> InstalledSpec | None:
                 check = None
             if check is not None:
                 spec.attrs[attr] = check
+                if _passing(check):
+                    spec.passes[attr] = _passing(check)
         models[(module, name)] = spec
         by_class[cls] = (module, name)
         module_versions.setdefault(module, version)
     return InstalledSpec(getattr(ipywidgets, "__version__", "?"), models, module_versions, by_class)
+
+
+NO_RESULTS: tuple = ()
 
 
 class _Engine:
@@ -228,62 +253,81 @@ class _Engine:
 
     def __init__(self) -> None:
         self.seq = -1
-        self.results: list[tuple[str, str | None, str, str, Any]] = []  # kind, model id, key, text, extra
+        self.results: Any = NO_RESULTS  # (kind, model id, key, text, extra) tuples
+        self.spec: Any = MISSING
+        self._models: dict[Any, ModelSpec | None] = {}  # comm (once its identity is known) -> its spec
 
-    def run(self, rec: Any, ctx: Context) -> list[tuple[str, str | None, str, str, Any]]:
+    def run(self, rec: Any, ctx: Context) -> Any:
         if rec.seq == self.seq:
             return self.results
         self.seq = rec.seq
-        self.results = []
-        spec = installed_spec()
+        self.results = NO_RESULTS
+        spec = self.spec
+        if spec is MISSING:
+            spec = self.spec = installed_spec()
         if spec is None:
-            return self.results
+            return NO_RESULTS
         d = ctx.data
-        method = d.get("method")
-        t = rec.msg.header.get("msg_type")
+        t = ctx.msg_type
+        if t != "comm_open" and ctx.method != "update_states":  # update, echo_update: the comm's model
+            state = ctx.state
+            if state is None:
+                return NO_RESULTS
+            cid = ctx.cid
+            comm = ctx.cur_comm if cid is not None else ctx.comms.get("")
+            if comm is None:
+                return NO_RESULTS
+            model = self._models.get(comm, MISSING)
+            if model is MISSING:
+                model = spec.models.get((comm.model_module, comm.model_name))  # type: ignore[arg-type]
+                if comm.identity:  # learnt once, never changes
+                    self._models[comm] = model
+            if model is None:
+                return NO_RESULTS
+            if d.get("buffer_paths") or rec.msg.buffers:
+                state = Context._state(d, rec.msg.buffers) or state
+            self._check(model, cid, state)
+            return self.results
         pairs: list[tuple[str | None, Any, dict[str, Any]]] = []
         if t == "comm_open":
             if rec.msg.content.get("target_name") != WIDGET_TARGET:
-                return self.results
+                return NO_RESULTS
             state = Context._state(d, rec.msg.buffers)
             if state is None:
-                return self.results
-            pairs.append((comm_id(rec), (state.get("_model_module"), state.get("_model_name")), state))
-        elif method == "update_states":
+                return NO_RESULTS
+            pairs.append((ctx.cid, (state.get("_model_module"), state.get("_model_name")), state))
+        else:
             states = d.get("states")
             if not isinstance(states, dict):
-                return self.results
+                return NO_RESULTS
             for mid, entry in states.items():
                 if isinstance(entry, dict) and isinstance(entry.get("state"), dict):
                     s = entry["state"]
                     pairs.append((mid, (entry.get("model_module"), entry.get("model_name")), s))
-        else:
-            state = d.get("state")
-            if state.__class__ is not dict:
-                return self.results
-            cid = comm_id(rec)
-            comm = ctx.comms.get(cid or "")
-            if comm is None:
-                return self.results
-            if d.get("buffer_paths") or rec.msg.buffers:
-                state = Context._state(d, rec.msg.buffers) or state
-            pairs.append((cid, (comm.model_module, comm.model_name), state))
-        out: list = []
         for mid, key, state in pairs:
             model = spec.models.get(key)  # type: ignore[arg-type]
-            if model is None:
-                continue
-            attrs = model.attrs
-            for attr, value in state.items():
-                check = attrs.get(attr)
-                if check is None:
-                    continue
-                check(value, out)
-                if out:
-                    for kind, text, extra in out:
-                        self.results.append((kind, mid, attr, text, extra))
-                    out = []
+            if model is not None:
+                self._check(model, mid, state)
         return self.results
+
+    def _check(self, model: ModelSpec, mid: str | None, state: dict[str, Any]) -> None:
+        attrs = model.attrs
+        passes = model.passes
+        out: list = []
+        for attr, value in state.items():
+            ok = passes.get(attr)
+            if ok is not None and value.__class__ in ok:
+                continue
+            check = attrs.get(attr)
+            if check is None:
+                continue
+            check(value, out)
+            if out:
+                if self.results is NO_RESULTS:
+                    self.results = []
+                for kind, text, extra in out:
+                    self.results.append((kind, mid, attr, text, extra))
+                out = []
 
 
 class TypeRule(Rule):

@@ -128,13 +128,13 @@ class IdentityChanged(WidgetRule):
     )
     source = "protocol-notes §3.2; §6 invariant 19 (`messages.md:227-238`, `widget.py:469-480`)"
     messages = ("comm_msg:update", "comm_msg:echo_update", "comm_msg:update_states")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        d = ctx.data
-        method = d.get("method")
+        method = ctx.method
         if method != "update_states":
-            state = d.get("state")
-            if state.__class__ is not dict or IDENTITY_SET.isdisjoint(state):
+            state = ctx.state
+            if state is None or IDENTITY_SET.isdisjoint(state):
                 return
         for mid, state in _states_in(rec, method):
             comm = ctx.comms.get(mid or "")
@@ -167,11 +167,12 @@ class UnknownMethod(WidgetRule):
     )
     source = "protocol-notes §3.4, §3.7; §6 invariant 20 (`widget.py:762-786`, `widget.ts:259-323`)"
     messages = ("comm_msg:*",)
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        method = ctx.data.get("method")
-        cid = comm_id(rec)
-        comm = ctx.comms.get(cid or "")
+        method = ctx.method
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid is not None else ctx.comms.get("")
         if comm is None:
             return
         if comm.target == WIDGET_TARGET:
@@ -231,16 +232,17 @@ class MethodPayload(WidgetRule):
     )
     source = "protocol-notes §3.4, §3.7; §6 invariant 20 (`widget.py:762-786`, `widget.ts:259-323`)"
     messages = ("comm_msg:update", "comm_msg:echo_update", "comm_msg:custom", "comm_msg:update_states")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         d = ctx.data
-        method = d.get("method")
+        method = ctx.method
         if method == "custom":
             ok, what = "content" in d, "content"
         elif method == "update_states":
             ok, what = isinstance(d.get("states"), dict), "a states object"
         else:
-            ok, what = d.get("state").__class__ is dict, "a state object"
+            ok, what = ctx.state is not None, "a state object"
         if not ok:
             ctx.report(self, rec.seq, f"{method} without {what}", rec=rec, comm_id=comm_id(rec))
 
@@ -259,6 +261,7 @@ class BufferCount(WidgetRule):
     )
     source = "protocol-notes §3.5; §6 invariants 21 and 23 (`messages.md:256-266`, `widget.py:75-85`, `utils.ts:100-128`)"
     messages = ("comm_open", "comm_msg:update", "comm_msg:echo_update", "comm_msg:update_states")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         buffers = rec.msg.buffers
@@ -318,6 +321,7 @@ class BufferPaths(WidgetRule):
     )
     source = "protocol-notes §3.5, §3.7, §9 item 1; §6 invariant 22 (`messages.md:262-266`); bug-patterns B10"
     messages = ("comm_open", "comm_msg:update", "comm_msg:echo_update", "comm_msg:update_states")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         d = ctx.data
@@ -376,18 +380,26 @@ class DanglingReference(WidgetRule):
         self._later: dict[str, list[tuple[Any, str | None, str, tuple]]] = {}
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        d = ctx.data
-        method = d.get("method")
+        method = ctx.method
         if method == "update_states":
             pairs = _states_in(rec, method)
             inside = {mid for mid, _s in pairs}
         else:
-            state = d.get("state")
-            if state.__class__ is not dict:
+            state = ctx.state
+            if state is None:
                 return
-            if rec.msg.header.get("msg_type") == "comm_open" and content(rec).get("target_name") != WIDGET_TARGET:
+            for value in state.values():  # most states hold no reference at all
+                c = value.__class__
+                if c is str:
+                    if value[:10] == "IPY_MODEL_":
+                        break
+                elif c is list or c is dict:
+                    break
+            else:
                 return
-            pairs = [(comm_id(rec), state)]
+            if ctx.msg_type == "comm_open" and ctx.content.get("target_name") != WIDGET_TARGET:
+                return
+            pairs = [(ctx.cid, state)]
             inside = set()
         to_kernel = rec.direction is TO_KERNEL
         for mid, state in pairs:
@@ -408,7 +420,7 @@ class DanglingReference(WidgetRule):
                     ctx.report(self, rec.seq, f"{label(path)} refers to {target[:8]} from before the kernel "
                                f"restart (epoch {old.epoch})", rec=rec, comm_id=mid)
                     continue
-                parent = parent_id(rec) if not to_kernel else None
+                parent = ctx.parent if not to_kernel else None
                 if parent and parent in ctx.requests:
                     later = self._later.get(parent)
                     if later is None:
@@ -529,17 +541,17 @@ class RequestStateReply(WidgetRule):
         self._asked: dict[str, list[Any]] = {}  # msg_id -> [comm_id, record, answered, echo seen]
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        method = ctx.data.get("method")
+        method = ctx.method
         if method == "request_state":
             if rec.direction is TO_KERNEL:
                 mid = msg_id(rec)
-                self._asked[mid] = [comm_id(rec), rec, False, False]
+                self._asked[mid] = [ctx.cid, rec, False, False]
                 ctx.when_done(mid, self._done)
             return
         if not self._asked or rec.direction is not TO_FRONTEND:
             return
-        ask = self._asked.get(parent_id(rec) or "")
-        if ask is None or comm_id(rec) != ask[0]:
+        ask = self._asked.get(ctx.parent or "")
+        if ask is None or ctx.cid != ask[0]:
             return
         if method == "echo_update":
             ask[3] = True
@@ -585,7 +597,7 @@ class RequestStatesTimeout(WidgetRule):
         self._asked: dict[str, list[Any]] = {}
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        method = ctx.data.get("method")
+        method = ctx.method
         if method == "request_states":
             if rec.direction is TO_KERNEL:
                 mid = msg_id(rec)
@@ -669,12 +681,11 @@ class EchoParent(_EchoRule):
     def on_message(self, rec: Any, ctx: Context) -> None:
         if rec.direction is not TO_FRONTEND:
             return
-        parent = parent_id(rec)
-        cid = comm_id(rec)
-        if not parent:
+        cid = ctx.cid
+        if not ctx.parent:
             ctx.report(self, rec.seq, "echo_update with an empty parent_header", rec=rec, comm_id=cid)
             return
-        req = ctx.request(parent)
+        req = ctx.parent_req
         if req is None:
             return
         if req.msg_type == "comm_open" or (req.msg_type == "comm_msg" and req.method == "update"):
@@ -708,24 +719,40 @@ class EchoContent(WidgetRule):
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         if rec.direction is TO_KERNEL:
-            if rec.msg.header.get("msg_type") == "comm_open" and content(rec).get("target_name") != WIDGET_TARGET:
+            if ctx.msg_type == "comm_open" and ctx.content.get("target_name") != WIDGET_TARGET:
                 return
-            state = Context._state(ctx.data, rec.msg.buffers)
+            state = ctx.state
             if state is None:
                 return
-            mid = msg_id(rec)
-            self._sent[mid] = (comm_id(rec), state, rec.seq)
+            if ctx.data.get("buffer_paths") or rec.msg.buffers:
+                state = Context._state(ctx.data, rec.msg.buffers)
+            mid = ctx.msg_id or f"@{rec.seq}"
+            self._sent[mid] = (ctx.cid, state, rec.seq)
             ctx.when_done(mid, self._done)
             return
-        if ctx.data.get("method") != "echo_update":
+        if ctx.method != "echo_update" or not self._sent:
             return
-        sent = self._sent.get(parent_id(rec) or "")
-        if sent is None or sent[0] != comm_id(rec):
+        sent = self._sent.get(ctx.parent or "")
+        if sent is None or sent[0] != ctx.cid:
             return  # WS315 judges the parent
-        echo = Context._state(ctx.data, rec.msg.buffers)
+        echo = ctx.state
         if echo is None:
             return
+        if ctx.data.get("buffer_paths") or rec.msg.buffers:
+            echo = Context._state(ctx.data, rec.msg.buffers)
         fe = sent[1]
+        for k, v in echo.items():  # the common case: every key sent, with the same value
+            fv = fe.get(k, fe)
+            if fv is fe:
+                break
+            c = fv.__class__
+            if c is v.__class__ and (c is int or c is str):
+                if fv != v:
+                    break
+            elif not _equal(fv, v):
+                break
+        else:
+            return
         extra = [k for k in echo if k not in fe]
         differ = [f"{k}: sent {short(fe[k], 24)}, echoed {short(echo[k], 24)}" for k in echo
                   if k in fe and not _equal(fe[k], echo[k])]
@@ -770,14 +797,14 @@ class EchoOrder(WidgetRule):
     def on_message(self, rec: Any, ctx: Context) -> None:
         if rec.direction is not TO_FRONTEND:
             return
-        parent = parent_id(rec)
+        parent = ctx.parent
         if not parent:
             return
-        req = ctx.request(parent)
+        req = ctx.parent_req
         if req is None or req.method != "update" or req.msg_type != "comm_msg":
             return
-        cid = comm_id(rec) or ""
-        if ctx.data.get("method") == "update":
+        cid = ctx.cid or ""
+        if ctx.method == "update":
             if req.comm_id == cid:
                 seen = self._updated.get(parent)
                 if seen is None:
@@ -785,7 +812,8 @@ class EchoOrder(WidgetRule):
                     ctx.when_done(parent, self._done)
                 seen.setdefault(cid, rec.seq)
             return
-        first = self._updated.get(parent, {}).get(cid)
+        seen = self._updated.get(parent)
+        first = seen.get(cid) if seen is not None else None
         if first is not None:
             ctx.report(self, rec.seq, f"echo_update of seq {req.seq} after the kernel's update at seq {first}",
                        rec=rec, comm_id=cid, related=(first, req.seq))
@@ -807,12 +835,18 @@ class EchoProtocol(_EchoRule):
     )
     source = "protocol-notes §3.1; §6 invariant 29 (`messages.md:294`)"
 
+    def __init__(self) -> None:
+        self._versions: dict[str, tuple[int, ...] | None] = {}  # version_tuple, once per version text
+
     def on_message(self, rec: Any, ctx: Context) -> None:
-        cid = comm_id(rec)
-        comm = ctx.comms.get(cid or "")
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid is not None else ctx.comms.get("")
         if comm is None or comm.version is None:
             return
-        v = version_tuple(comm.version)
+        try:
+            v = self._versions[comm.version]
+        except KeyError:
+            v = self._versions[comm.version] = version_tuple(comm.version)
         if v is not None and v < (2, 1):
             ctx.report(self, rec.seq, f"echo_update on a comm opened with protocol {comm.version}", rec=rec,
                        comm_id=cid, related=(comm.open_seq,))
@@ -832,9 +866,10 @@ class NonFiniteJSON(WidgetRule):
     )
     source = "protocol-notes §1.3; §6 invariant 31 (`session.py:95-120`)"
     messages = ("*",)
+    skip_healthy = "wire"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         if rec.strict_json:
             return
         ctx.report(self, rec.seq, f"{rec.msg.msg_type} holds NaN or Infinity (not valid JSON)", rec=rec,
-                   comm_id=comm_id(rec))
+                   comm_id=ctx.cid)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 from ...message import Channel, Direction
 from ..base import Rule, Severity, rule
-from ..context import Context
+from ..context import EMPTY, Context
 
 TO_KERNEL = Direction.TO_KERNEL
 SHELL = Channel.SHELL
@@ -39,7 +40,6 @@ class UnparsedFrames(WireRule):
 
 
 REQUIRED_HEADER = ("msg_id", "msg_type", "username", "session", "version", "date")
-REQUIRED_SET = frozenset(REQUIRED_HEADER)
 
 
 @rule
@@ -55,15 +55,18 @@ class HeaderFields(WireRule):
     )
     source = "protocol-notes §1.3; §6 invariant 4 (`messaging.rst:102-168`, `validate.ts:14`)"
     messages = ("*",)
+    skip_healthy = "wire"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         header = rec.msg.header
-        if header.__class__ is dict and REQUIRED_SET <= header.keys():
-            for key in REQUIRED_HEADER:
-                if header[key].__class__ is not str:
-                    break
-            else:
+        try:  # every message passes: the six fields, unrolled (a missing one raises KeyError)
+            if (header.__class__ is dict and header["msg_id"].__class__ is str
+                    and header["msg_type"].__class__ is str and header["username"].__class__ is str
+                    and header["session"].__class__ is str and header["version"].__class__ is str
+                    and header["date"].__class__ is str):
                 return
+        except KeyError:
+            pass
         if header.__class__ is not dict:
             ctx.report(self, rec.seq, "header is not a JSON object", rec=rec)
             return
@@ -95,31 +98,38 @@ class DuplicateMsgId(WireRule):
     messages = ("*",)
 
     def __init__(self) -> None:
-        self._current: dict[Any, dict[str, int]] = {}
-        self._previous: dict[Any, dict[str, int]] = {}
+        # [msg_id -> seq, size at which it rotates], the kernel's messages per tap, front-end messages per
+        # tap and client connection (replies are routed per connection, and jupyter_client's KernelManager
+        # numbers the shutdown_request it sends on its own socket from 0 again). One dict holds the previous
+        # window of DUP_WINDOW ids then the current one, in insertion order: when the current window is full
+        # it becomes the previous one and the older ids are dropped.
+        self._kernel: dict[str, list[Any]] = {}
+        self._clients: dict[tuple[str, Any], list[Any]] = {}
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        mid = rec.msg.header.get("msg_id") if rec.msg.header.__class__ is dict else None
+        mid = ctx.msg_id
         if mid.__class__ is not str or not mid:
             return
-        # front-end messages: per client connection (replies are routed per connection, and jupyter_client's
-        # KernelManager numbers the shutdown_request it sends on its own socket from 0 again)
-        key = (rec.tap, rec.direction, rec.peer if rec.direction is TO_KERNEL else None)
-        cur = self._current.get(key)
-        if cur is None:
-            cur = self._current[key] = {}
-            self._previous[key] = {}
-        first = cur.get(mid)
-        if first is None:
-            first = self._previous[key].get(mid)
+        if rec.direction is TO_KERNEL:
+            key: Any = (rec.tap, rec.peer)
+            windows: dict[Any, list[Any]] = self._clients
+        else:
+            key = rec.tap
+            windows = self._kernel
+        win = windows.get(key)
+        if win is None:
+            win = windows[key] = [{}, DUP_WINDOW]
+        ids = win[0]
+        first = ids.get(mid)
         if first is not None:
             ctx.report(self, rec.seq, f"msg_id {mid} already used by the message at seq {first}", rec=rec,
                        related=(first,))
             return
-        cur[mid] = rec.seq
-        if len(cur) >= DUP_WINDOW:
-            self._previous[key] = cur
-            self._current[key] = {}
+        ids[mid] = rec.seq
+        if len(ids) >= win[1]:
+            if len(ids) > DUP_WINDOW:
+                win[0] = dict(islice(ids.items(), len(ids) - DUP_WINDOW, None))
+            win[1] = 2 * DUP_WINDOW
 
 
 @rule
@@ -135,6 +145,7 @@ class CommChannel(WireRule):
     )
     source = "protocol-notes §2.1; §6 invariant 9 (`messaging.rst:1884-1886`, `ipkernel.py:159-165`)"
     messages = ("comm_open", "comm_close", "comm_msg:*")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         want = SHELL if rec.direction is TO_KERNEL else IOPUB
@@ -164,10 +175,13 @@ class CommContent(WireRule):
     )
     source = "protocol-notes §2.1; §6 invariant 10 (`messaging.rst:1888-1938`, `validate.ts:37-39`)"
     messages = ("comm_open", "comm_close", "comm_msg:*")
+    skip_healthy = "comm"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
+        t = ctx.msg_type
+        if ctx.cid and ctx.data is not EMPTY and (t != "comm_open" or ctx.content.get("target_name").__class__ is str):
+            return  # well formed (the common case)
         c = rec.msg.content
-        t = rec.msg.header.get("msg_type")
         if c.__class__ is not dict:
             ctx.report(self, rec.seq, f"{t} content is not an object", rec=rec)
             return
@@ -208,15 +222,13 @@ class ReplyParent(WireRule):
     messages = REPLY_TYPES
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        msg = rec.msg
-        t = msg.header.get("msg_type")
-        parent = msg.parent_header.get("msg_id") if msg.parent_header.__class__ is dict else None
-        if not parent:
+        t = ctx.msg_type
+        if not ctx.parent:
             ctx.report(self, rec.seq, f"{t} has an empty parent_header", rec=rec)
             return
         if t == "input_reply":
             return
-        req = ctx.request(parent)
+        req = ctx.parent_req
         if req is None:
             return  # a request from before the recording, or one kept no longer
         want = t[: -len("_reply")] + "_request"
@@ -243,10 +255,10 @@ class StatusState(WireRule):
     )
     source = "protocol-notes §1.5; §6 invariant 8 (`messaging.rst:1734-1741`, `channels.py:838-862`)"
     messages = ("status@F",)
+    skip_healthy = "wire"
 
     def on_message(self, rec: Any, ctx: Context) -> None:
-        c = rec.msg.content
-        state = c.get("execution_state") if c.__class__ is dict else None
+        state = ctx.content.get("execution_state")
         if state in KERNEL_STATES:
             return
         if rec.tap == "ws" and state in ("restarting", "dead"):
