@@ -8,6 +8,7 @@ import click
 from rich.markup import escape
 
 from ..inspectors import Checker, Finding, Severity, select_rules
+from ..inspectors.taps import checker_for
 from ..inspectors.report import counts, summary_line, to_json, to_junit, to_sarif
 from ..session import SessionReadError, open_session
 from .console import make_console
@@ -41,6 +42,7 @@ def check(file: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...],
     lines: dict[int, int] = {}
     try:
         sf = open_session(file)
+        checker = checker_for(checker, sf.header.taps, select or None, ignore or None)  # both taps: one-tap rules read the ZMQ copy
         line = 1
         for rec in sf:
             line += 1

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..session import SessionReadError, open_session
+from ..session.taps import prefer_tap
 from ..timeline import MISSING, Change, ChangeKind, Model, Side, Timeline, change_to_json
 from .console import make_console
 from .errors import Failure
@@ -22,7 +23,7 @@ def load_timeline(path: str) -> tuple[Timeline, list[str]]:
     timeline = Timeline()
     try:
         sf = open_session(path)
-        for rec in sf:
+        for rec in prefer_tap(sf, sf.header.taps):  # both taps: the ZMQ copy of each message
             timeline.feed(rec)
     except SessionReadError as exc:
         raise Failure(str(exc)) from None

@@ -42,6 +42,8 @@ class RecordingProvisioner(LocalProvisioner):  # type: ignore[misc]
             "--display-name",
             getattr(spec, "display_name", "") or "",
         ]
+        if getattr(self, "kernel_id", ""):
+            wrapped += ["--kernel-id", str(self.kernel_id)]
         if getattr(km, "kernel_name", ""):
             wrapped += ["--kernel", km.kernel_name]
         out_dir = os.environ.get("WIDGETSPY_RECORDINGS")

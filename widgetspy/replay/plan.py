@@ -17,6 +17,7 @@ from typing import Iterable
 
 from ..message import Channel, Direction
 from ..session.records import MessageRecord, Record
+from ..session.taps import prefer_tap
 
 DEBUG_TYPES = frozenset({"debug_request"})
 
@@ -86,7 +87,8 @@ def describe_request(rec: MessageRecord, model: str = "") -> str:
 
 
 def build_plan(records: Iterable[Record], *, include_debug: bool = False, until: int | None = None) -> Plan:
-    records = list(records)
+    # a session with both taps holds most messages twice (same msg_id): replay the ZMQ copy only
+    records = list(prefer_tap(records))
     messages = [r for r in records if isinstance(r, MessageRecord)]
     front = [r for r in messages if r.direction is Direction.TO_KERNEL]
     nudgers = _server_nudgers(front)
