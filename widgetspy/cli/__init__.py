@@ -28,8 +28,9 @@ def _register() -> None:
     from .timeline import timeline
     from .check import check
     from .rules import rules
+    from .merge import merge
 
-    for command in (record, replay, show, kernelspec, demo, timeline, state, models, check, rules):
+    for command in (record, replay, show, kernelspec, demo, timeline, state, models, check, rules, merge):
         cli.add_command(command)
 
 

@@ -31,10 +31,14 @@ from .errors import Failure
 @click.option("--web", is_flag=True, help="Also record the browser's kernel websockets through a mitmproxy reverse proxy.")
 @click.option("--upstream", default=None, metavar="URL", help="With --web and no COMMAND: the Jupyter server [http://127.0.0.1:8888].")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="With --web: where the proxy listens [127.0.0.1:8889, or a free port with a COMMAND].")
+@click.option("--redact", multiple=True, metavar="REGEX",
+              help="Replace matches with [redacted] before anything is written (repeatable; the kernel key "
+                   "and token=... are always redacted).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def record(
     kernel_name: str | None, output: str | None, force: bool, connection_file: str | None, ip: str, check: bool,
-    command: tuple[str, ...], web: bool = False, upstream: str | None = None, listen: str | None = None
+    command: tuple[str, ...], web: bool = False, upstream: str | None = None, listen: str | None = None,
+    redact: tuple[str, ...] = (),
 ) -> None:
     """Record every message between front-ends and a kernel.
 
@@ -52,6 +56,14 @@ def record(
     widgetspy record --web --upstream http://127.0.0.1:8888 -o DIR
         only the websocket tap, in front of a running server.
     """
+    if redact:  # checked here (one-line error); the recorder gets them through $WIDGETSPY_REDACT in every mode
+        from ..proxy.redact import ENV_VAR, RedactionError, Redactor
+
+        try:
+            Redactor(redact)
+        except RedactionError as exc:
+            raise Failure(str(exc)) from None
+        os.environ[ENV_VAR] = "\n".join([*filter(None, os.environ.get(ENV_VAR, "").splitlines()), *redact])
     if web or upstream or listen:
         if not web:
             raise Failure("--upstream and --listen go with --web")

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..replay.compare import MISSING, _show
 from ..replay.engine import PACES
+from ..replay.junit import error_junit, replay_junit
 from ..replay.runner import ReplayError, ReplayOptions, ReplayResult, run_replay
 from .console import make_console
 from .errors import Failure
@@ -29,8 +30,10 @@ from .errors import Failure
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the kernel.")
 @click.option("--include-debug", is_flag=True, help="Also replay debugger messages.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--junit", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the result as JUnit XML (one case per replayed request, one for new findings).")
 def replay(file: str, kernel: str | None, pace: str, ignore: tuple[str, ...], out: str | None, until: int | None,
-           keep_kernel: bool, timeout: float, include_debug: bool, quiet: bool) -> None:
+           keep_kernel: bool, timeout: float, include_debug: bool, quiet: bool, junit: str | None = None) -> None:
     """Replay a session's front-end messages against a fresh kernel and report
     where the kernel now behaves differently. Exit 0 identical, 1 diverged, 2 error."""
     console = make_console()
@@ -49,9 +52,20 @@ def replay(file: str, kernel: str | None, pace: str, ignore: tuple[str, ...], ou
 
             result = run_replay(Path(file), opts, on_step)
     except ReplayError as exc:
+        if junit:
+            _write(junit, error_junit(file, str(exc)))
         raise Failure(str(exc)) from None
     report(console, result)
+    if junit:
+        _write(junit, replay_junit(result))
     raise SystemExit(0 if result.identical else 1)
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise Failure(f"cannot write {path}: {exc.strerror}") from None
 
 
 def report(console, r: ReplayResult) -> None:  # type: ignore[no-untyped-def]

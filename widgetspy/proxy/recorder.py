@@ -9,48 +9,46 @@ both write through it.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 from ..session.files import SessionWriter
 from ..session.records import RECORDING_STOPPED, Record
 from .capture import Capture
+from .redact import Redactor
 from .zmq_mitm import Batch
 
 Listener = Callable[[list[Record]], None]
 
 
 class Recorder:
-    def __init__(self, writer: SessionWriter, clock: Callable[[], float]):
+    def __init__(self, writer: SessionWriter, clock: Callable[[], float], redactor: Redactor | None = None):
         self.writer = writer
         self.clock = clock
+        self.redactor = redactor  # None: records are written as captured (proxy/redact.py)
         self.capture = Capture()
         self.listeners: list[Listener] = []
         self._lock = threading.Lock()
-        self.last_activity = time.monotonic()
         self.closed = False
 
     def on_batch(self, batch: Batch) -> None:
         with self._lock:
             records = self.capture.batch(batch, now=self.clock())  # an empty batch releases held records
             if records and not self.closed:
-                self.writer.write_many(records)
-            self.last_activity = time.monotonic()
-        self._notify(records)
+                records = self._write(records)
+            self._notify(records)
 
     def event(self, name: str, **data: Any) -> Record:
+        """A recorder event (kernel started/exited...): a boundary, so whatever
+        capture still holds back is written before it."""
         with self._lock:
+            records = self.capture.flush()
             rec = self.capture.event(name, self.clock(), **data)
+            records.append(rec)
             if not self.closed:
-                self.writer.write(rec)
-        self._notify([rec])
+                records = self._write(records)
+                rec = records[-1]
+        self._notify(records)
         return rec
-
-    def settle(self, quiet: float = 0.02, timeout: float = 1.0) -> None:
-        """Wait until no capture arrived for `quiet` seconds (or `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and time.monotonic() - self.last_activity < quiet:
-            time.sleep(quiet / 2)
 
     def close(self, reason: str, **data: Any) -> None:
         if self.closed:
@@ -71,10 +69,19 @@ class Recorder:
                     **data,
                 )
             )
-            self.writer.write_many(records)
+            records = self._write(records)
             self.closed = True
             self.writer.close()
         self._notify(records)
+
+    def _write(self, records: list[Record]) -> list[Record]:
+        """Write records (redacted first when a redactor is set); returns them as written."""
+        if self.redactor is None:
+            self.writer.write_many(records)
+            return records
+        data, written = self.redactor.encode(records)
+        self.writer._write(data)  # whole lines, one write, like write_many
+        return written
 
     def _notify(self, records: list[Record]) -> None:
         if records:

@@ -38,6 +38,7 @@ from ..session.files import SessionWriteError, SessionWriter
 from ..session.format import FORMAT_VERSION
 from ..session.records import KERNEL_EXITED, KERNEL_RESTARTED, KERNEL_STARTED, MessageRecord, Record, SessionHeader
 from .recorder import Recorder
+from .redact import RedactionError, Redactor
 from .zmq_mitm import PORT_KEYS, ProxyError, ZmqMitm
 
 SHIM_MODULE = "widgetspy.proxy.shim"
@@ -62,6 +63,7 @@ class ShimOptions:
     owner: bool = False
     startup_timeout: float = 60.0
     extra_header: dict[str, Any] = field(default_factory=dict)
+    redact: list[str] = field(default_factory=list)  # extra redaction regexes (proxy/redact.py)
 
 
 def exit_status(returncode: int | None) -> int:
@@ -144,7 +146,7 @@ class KernelShim:
                 continue  # the exit watcher reports the end
             if kind == "exit":
                 returncode = value
-                self.recorder.settle()
+                self.mitm.settle()  # type: ignore[union-attr]
                 restart = self._shutdown_requested or {}
                 if self.opts.owner and not self._stopping and restart.get("restart"):
                     self._restart_kernel(returncode)
@@ -302,13 +304,20 @@ class KernelShim:
                 **_kernel_fields(info),
             },
             taps=["zmq"],
-            recorder={"mode": self.opts.mode, "pid": os.getpid(), **self.opts.extra_header},
+            # monotonic_t0: this recording's time origin on CLOCK_MONOTONIC (shared by all processes on
+            # the machine), so a websocket tap recorded elsewhere can be merged on one time axis
+            recorder={"mode": self.opts.mode, "pid": os.getpid(), "monotonic_t0": self.t0, **self.opts.extra_header},
         )
         try:
             writer = SessionWriter(self.opts.output, header, overwrite=self.opts.overwrite)
         except SessionWriteError as exc:
             raise ShimError(str(exc)) from None
-        self.recorder = Recorder(writer, self.clock)
+        try:  # the kernel key, tokens, --redact and $WIDGETSPY_REDACT never reach the file
+            redactor = Redactor.for_recording(self.opts.front.get("key"), self.opts.redact)
+        except RedactionError as exc:
+            writer.close()
+            raise ShimError(str(exc)) from None
+        self.recorder = Recorder(writer, self.clock, redactor)
         if self.on_recorder is not None:
             self.on_recorder(self.recorder)
 
@@ -398,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interrupt-mode", default="signal", choices=["signal", "message"])
     parser.add_argument("--language", default="")
     parser.add_argument("--display-name", default="")
+    parser.add_argument("--kernel-id", default="", help="the server's kernel id (written into the header)")
     parser.add_argument("argv", nargs="*", help="the kernel command (after --)")
     args = parser.parse_args(argv)
     if not args.kernel and not args.argv:
@@ -418,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             display_name=args.display_name,
             mode=args.mode,
         )
+        if args.kernel_id:
+            opts.extra_header["kernel_id"] = args.kernel_id
         return KernelShim(opts).run()
     except ShimError as exc:
         print(f"widgetspy: {exc}", file=sys.stderr)

@@ -96,6 +96,9 @@ class ZmqMitm:
         self._capture_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._started = False
+        # capture thread progress, for settle(): busy from wake-up until the batch is written
+        self._busy = False
+        self._last_active = time.monotonic()
         self.capture_error: BaseException | None = None
 
     # ------------------------------------------------------------ set-up
@@ -197,6 +200,7 @@ class ZmqMitm:
                         return  # drained: nothing arrived for a tick after stop
                     self.on_batch([])  # idle tick: lets the recorder release what it held back
                     continue
+                self._busy = True
                 batch: Batch = []
                 nbytes = 0
                 now = self.clock()
@@ -209,12 +213,23 @@ class ZmqMitm:
                     batch.append((channel, direction, parts[1:], now))
                     nbytes += sum(len(p) for p in parts)
                 self.on_batch(batch)
+                self._last_active = time.monotonic()
+                self._busy = False
         except zmq.ContextTerminated:
             pass
         except BaseException as exc:  # surfaced by stop(); forwarding goes on regardless
             self.capture_error = exc
         finally:
             pull.close(linger=0)
+
+    def settle(self, quiet: float = 0.02, timeout: float = 10.0) -> None:
+        """Wait until the capture thread has written what it got and nothing new
+        came for `quiet` seconds (or `timeout`): e.g. before recording that the
+        kernel exited, so its last messages come first. A large message keeps the
+        thread busy for a while; busy never counts as quiet."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (self._busy or time.monotonic() - self._last_active < quiet):
+            time.sleep(quiet / 4)
 
     # ------------------------------------------------------------ tear-down
 

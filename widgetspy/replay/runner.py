@@ -211,6 +211,7 @@ def _drive(
         for channel, msg in link.poll(max(0.0, wait)):
             engine.received(channel, msg)
             last_news = time.monotonic()
+
         if time.monotonic() - last_news > opts.timeout:
             raise ReplayError(f"no answer from the kernel for {opts.timeout:.0f} s while waiting for {engine.waiting_for()}")
     return time.monotonic() - t0
