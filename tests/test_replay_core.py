@@ -191,3 +191,27 @@ def test_answers_captured_before_their_request_still_belong_to_it():
     s.request("comm_msg", {"comm_id": "S1", "data": {"method": "update", "state": {"value": 1}}}, msg_id="late")
     plan = build_plan(s.records)
     assert [r.msg_type for r in plan.expected[6]] == ["status", "comm_msg"]
+
+
+def test_a_request_never_started_while_nothing_runs_counts_as_lost():
+    s = Script()
+    a = s.request("execute_request", {"code": "1"})
+    s.status(a, "busy")
+    s.status(a, "idle")
+    b = s.request("execute_request", {"code": "2"})
+    s.status(b, "busy")
+    s.status(b, "idle")
+    engine = ReplayEngine(build_plan(s.records), pace="fast")
+    engine.sent(engine.ready(), "n1")
+    engine.sent(engine.ready(), "n2")
+    assert [st.seq for st in engine.lost()] == [1, 4]  # nothing started: both lost
+    engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": "k"}, {"msg_id": "n1"},
+                                           content={"execution_state": "busy"}))
+    assert engine.lost() == []  # @1 runs: @4 may just be queued behind it
+    engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": "k2"}, {"msg_id": "n1"},
+                                           content={"execution_state": "idle"}))
+    assert [st.seq for st in engine.lost()] == [4]
+    engine.resent(engine.step_of[4], "n2-again")
+    engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": "k3"}, {"msg_id": "n2-again"},
+                                           content={"execution_state": "idle"}))
+    assert engine.finished()

@@ -13,6 +13,17 @@ import time
 from pathlib import Path
 
 
+def _stop_with_parent() -> None:
+    """In the child: get SIGTERM (a clean stop for the recorder) when the process
+    that started it dies, even by SIGKILL, so no recorder and kernel are left
+    behind. Linux only; elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class RecorderStartError(Exception):
     """The recorder exited before it was ready; str() is its one-line error."""
 
@@ -49,7 +60,8 @@ class RecorderProcess:
                 "--force", "--connection-file", str(self.connection_file), *self.extra_args]
         if self.log is not None:
             return self._start_detached(argv)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+                                     preexec_fn=_stop_with_parent)
         assert self.proc.stdout is not None and self.proc.stderr is not None
         for line in self.proc.stdout:
             self.stdout_lines.append(line)

@@ -227,6 +227,21 @@ class ReplayEngine:
             return f"{step.describe()} @{step.seq} to finish"
         return "nothing"
 
+    def lost(self) -> list[Step]:
+        """Requests the kernel never started although nothing else is running:
+        none of their answers came, and every other request sent is complete or
+        has not started either. Such a request was lost on its way (see
+        `resent`); one queued behind a running cell is not lost."""
+        silent = [r for r in self._incomplete if self.seen.get(r, 0) == 0]
+        if not silent or any(self.seen.get(r, 0) > 0 for r in self._incomplete):
+            return []
+        return [self.step_of[r] for r in sorted(silent)]
+
+    def resent(self, step: Step, new_msg_id: str) -> None:
+        """`step` went again as `new_msg_id`; its answers count for the same request."""
+        self.ids.learn(step.msg_id, new_msg_id)
+        self.request_of[new_msg_id] = step.seq
+
     def running(self) -> set[int]:
         """Requests sent and not complete yet (a live view: do not change it)."""
         return self._incomplete

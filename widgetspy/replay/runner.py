@@ -24,6 +24,7 @@ from .plan import Plan, build_plan
 
 
 INTERRUPT_AGAIN_AFTER = 1.0  # seconds
+LOST_AFTER = 3.0  # seconds without any answer, nothing else running: the request was lost
 
 
 class ReplayError(Exception):
@@ -171,6 +172,7 @@ def _drive(
     first_t = steps[0].t
     t0 = time.monotonic()
     last_news = time.monotonic()
+    resent_lost = False
     interrupted: set[int] = set()  # shell requests running when an interrupt was replayed
     interrupt_at = 0.0
     while not engine.finished():
@@ -211,7 +213,18 @@ def _drive(
         for channel, msg in link.poll(max(0.0, wait)):
             engine.received(channel, msg)
             last_news = time.monotonic()
+            resent_lost = False
 
+        if time.monotonic() - last_news > LOST_AFTER and not resent_lost:
+            # Requests can get lost between the proxy and the kernel (seen rarely,
+            # under investigation): with nothing else running, a request the kernel
+            # never started is sent again, and the report says so.
+            for step in engine.lost():
+                header = link.send(step.peer, engine.build(step))
+                engine.resent(step, header["msg_id"])
+                engine.notes.append(f"@{step.seq} {step.describe()} got no answer for {LOST_AFTER:.0f} s with the "
+                                    "kernel idle: lost on the way, sent again")
+            resent_lost = True
         if time.monotonic() - last_news > opts.timeout:
             raise ReplayError(f"no answer from the kernel for {opts.timeout:.0f} s while waiting for {engine.waiting_for()}")
     return time.monotonic() - t0
