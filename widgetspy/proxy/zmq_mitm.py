@@ -1,12 +1,14 @@
 """The ZMQ man-in-the-middle: bind what the client expects, connect to the kernel,
 forward every frame unchanged, and copy each message to the capture thread.
 
-Forwarding runs in pyzmq's `monitored_queue`, a C loop that holds no GIL: one
-thread per channel, ROUTER<->DEALER for shell/control/stdin/hb and XPUB<->XSUB
-for iopub. Each forwarded message is also pushed, with a tag naming its
-channel and direction, to an in-process PULL socket read by one capture
-thread. The capture socket has no high-water mark, so forwarding never waits
-for logging.
+IOPub (the high-volume kernel->client stream) and the heartbeat are forwarded by
+pyzmq's `monitored_queue`, a C loop that holds no GIL, one thread each. Shell,
+control and stdin (low volume) go through one Python poller loop that moves each
+message whole and then copies it (with the C device there too, requests were
+now and then lost on the way to the kernel). Every forwarded message is also
+pushed, with a tag naming its channel and direction, to an in-process PULL
+socket read by one capture thread. The capture socket has no high-water mark,
+so forwarding never waits for logging.
 
 Client identities survive the hop: the front ROUTER hands the client's identity
 frame on to the kernel, whose reply carries it back. The back shell and stdin
