@@ -4,8 +4,9 @@ forward every frame unchanged, and copy each message to the capture thread.
 IOPub (the high-volume kernel->client stream) and the heartbeat are forwarded by
 pyzmq's `monitored_queue`, a C loop that holds no GIL, one thread each. Shell,
 control and stdin (low volume) go through one Python poller loop that moves each
-message whole and then copies it (with the C device there too, requests were
-now and then lost on the way to the kernel). Every forwarded message is also
+message whole and then copies it. (Moved off the C device while chasing a rare
+stall where a forwarded request never reaches the kernel; the stall remains, see
+the README's known issues.) Every forwarded message is also
 pushed, with a tag naming its channel and direction, to an in-process PULL
 socket read by one capture thread. The capture socket has no high-water mark,
 so forwarding never waits for logging.
