@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..replay.compare import MISSING, _show
+from ..replay.compare import divergence_lines
 from ..replay.engine import PACES
 from ..replay.junit import error_junit, replay_junit
 from ..replay.runner import ReplayError, ReplayOptions, ReplayResult, run_replay
@@ -87,19 +87,8 @@ def report(console, r: ReplayResult) -> None:  # type: ignore[no-untyped-def]
     else:
         first = r.divergences[0]
         say(f"[red bold]DIVERGED[/] at seq {first.seq}, in {escape(first.request)} @{first.request_seq}", markup=True)
-        say(f"  {first.where}")
-        say(f"    expected: {_show(first.expected, 400)}")
-        say(f"    actual:   {_show(first.actual, 400)}")
-        if first.near:
-            say("  nearest recorded messages:")
-            for line in first.near:
-                say(f"    {line}")
-        requests = len({d.request_seq for d in r.divergences})
-        say(f"{len(r.divergences)} divergence(s) in {requests} request(s):")
-        for d in r.divergences[:50]:
-            say(f"  @{d.seq} {d.request}: {d.short()}")
-        if len(r.divergences) > 50:
-            say(f"  … and {len(r.divergences) - 50} more")
+        for line in divergence_lines(r.divergences, 50):
+            say(line)
     if r.new_findings:
         say(f"{len(r.new_findings)} inspector finding(s) in the replayed run that the recording did not have:")
         for f in r.new_findings[:20]:

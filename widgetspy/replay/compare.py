@@ -212,13 +212,31 @@ class Divergence:
     near: list[str] = field(default_factory=list)  # nearest recorded messages, when nothing matches
 
     def short(self) -> str:
-        return f"{self.where}: expected {_show(self.expected)}, got {_show(self.actual)}"
+        return f"{self.where}: expected {show_value(self.expected)}, got {show_value(self.actual)}"
 
 
 MISSING = "<missing>"
 
 
-def _show(value: Any, limit: int = 120) -> str:
+def divergence_lines(divergences: list[Divergence], limit: int = 50) -> list[str]:
+    """The report under the "DIVERGED at seq ..." header: the first divergence in
+    full (field, expected, actual, nearest recorded messages), then one line each."""
+    first = divergences[0]
+    lines = [f"  {first.where}",
+             f"    expected: {show_value(first.expected, 400)}",
+             f"    actual:   {show_value(first.actual, 400)}"]
+    if first.near:
+        lines.append("  nearest recorded messages:")
+        lines.extend(f"    {line}" for line in first.near)
+    requests = len({d.request_seq for d in divergences})
+    lines.append(f"{len(divergences)} divergence(s) in {requests} request(s):")
+    lines.extend(f"  @{d.seq} {d.request}: {d.short()}" for d in divergences[:limit])
+    if len(divergences) > limit:
+        lines.append(f"  … and {len(divergences) - limit} more")
+    return lines
+
+
+def show_value(value: Any, limit: int = 120) -> str:
     text = value if isinstance(value, str) and value == MISSING else dumps(value).decode("utf-8", "replace")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape, quoteattr
 
 from ..inspectors import Severity
-from .compare import _show
+from .compare import show_value
 from .runner import ReplayResult
 
 
@@ -34,8 +34,8 @@ def replay_junit(r: ReplayResult, fail_on: Severity | None = Severity.ERROR) -> 
         if divs:
             failures += 1
             first = divs[0]
-            text = "\n".join(f"seq {d.seq} {d.where}\n  expected: {_show(d.expected, 400)}\n  actual:   "
-                             f"{_show(d.actual, 400)}" for d in divs)
+            text = "\n".join(f"seq {d.seq} {d.where}\n  expected: {show_value(d.expected, 400)}\n  actual:   "
+                             f"{show_value(d.actual, 400)}" for d in divs)
             body = (f"<failure message={quoteattr(f'{len(divs)} divergence(s): {first.short()}')} "
                     f'type="divergence">{escape(text)}</failure>')
         cases.append(f"    <testcase name={name} classname={classname} file={quoteattr(str(r.path))}>{body}</testcase>")

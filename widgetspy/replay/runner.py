@@ -63,27 +63,26 @@ class ReplayResult:
         return not self.divergences
 
 
-def load_plan(path: Path, opts: ReplayOptions) -> tuple[Plan, str, list[str]]:
+def load_plan(path: Path, opts: ReplayOptions) -> tuple[Plan, str, Ignores, list[str]]:
     try:
         header, records, warnings = read_session(path)
     except SessionReadError as exc:
         raise ReplayError(str(exc)) from None
     try:
-        Ignores.parse(opts.ignore)
+        ignores = Ignores.parse(opts.ignore)
     except ValueError as exc:
         raise ReplayError(str(exc)) from None
     plan = build_plan(records, include_debug=opts.include_debug, until=opts.until)
     if not plan.steps:
         raise ReplayError(f"{path}: no front-end messages to replay")
     kernel = opts.kernel or header.kernel.get("name") or "python3"
-    return plan, kernel, warnings
+    return plan, kernel, ignores, warnings
 
 
 def run_replay(
     path: Path, opts: ReplayOptions, on_step: Callable[[int, int, str], None] | None = None
 ) -> ReplayResult:
-    plan, kernel, warnings = load_plan(path, opts)
-    ignores = Ignores.parse(opts.ignore)
+    plan, kernel, ignores, warnings = load_plan(path, opts)
     tmp = None
     out = opts.out
     if out is None:

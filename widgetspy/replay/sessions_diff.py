@@ -26,7 +26,7 @@ from typing import Iterable
 from ..message import Message
 from ..session import read_session
 from ..session.records import Record
-from .compare import MISSING, Divergence, Ignores, _field_diffs, _show, _buffer_token, diff_digests, digest, near_misses
+from .compare import MISSING, Divergence, Ignores, divergence_lines, _field_diffs, _buffer_token, diff_digests, digest, near_misses
 from .engine import recorded_kernel_messages
 from .idmap import IdMap
 from .plan import Plan, Step, build_plan
@@ -130,18 +130,6 @@ def report_lines(divergences: list[Divergence], what: str, pairs: int, limit: in
     if not divergences:
         return [f"identical: {what} ({pairs} front-end messages compared)"]
     first = divergences[0]
-    lines = [
-        f"DIVERGED at seq {first.seq}, in {first.request} @{first.request_seq} ({what})",
-        f"  {first.where}",
-        f"    expected: {_show(first.expected, 400)}",
-        f"    actual:   {_show(first.actual, 400)}",
-    ]
-    if first.near:
-        lines.append("  nearest recorded messages:")
-        lines.extend(f"    {line}" for line in first.near)
-    requests = len({d.request_seq for d in divergences})
-    lines.append(f"{len(divergences)} divergence(s) in {requests} request(s):")
-    lines.extend(f"  @{d.seq} {d.request}: {d.short()}" for d in divergences[:limit])
-    if len(divergences) > limit:
-        lines.append(f"  … and {len(divergences) - limit} more")
+    lines = [f"DIVERGED at seq {first.seq}, in {first.request} @{first.request_seq} ({what})"]
+    lines.extend(divergence_lines(divergences, limit))
     return lines
