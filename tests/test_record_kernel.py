@@ -191,6 +191,35 @@ def test_two_clients_and_stdin_goes_to_the_client_that_asked(recorder):
     assert events(records, "kernel_exited")[0].data["cause"] == "stopped by widgetspy"
 
 
+def test_pipelined_requests_all_answered(recorder):
+    """Bursts of requests sent without waiting (as a notebook server or a replay
+    does) each get their reply through the proxy, and the recording holds every
+    one. ipykernel 7.0-7.3 lose one of these within a few hundred bursts with or
+    without widgetspy (see pyproject.toml), which this test would catch."""
+    rec = recorder()
+    client = CountingClient(rec.connection_file)
+    kc = client.kc
+    kc.start_channels()
+    kc.wait_for_ready(timeout=30)
+    sent: list[str] = []
+    for burst in range(600):
+        ids = [kc.kernel_info() if i % 2 else kc.comm_info() for i in range(4)]
+        sent += ids
+        pending = set(ids)
+        while pending:
+            try:
+                reply = kc.get_shell_msg(timeout=10)
+            except Exception:
+                raise AssertionError(f"burst {burst}: {len(pending)} of 4 requests never answered") from None
+            pending.discard(reply["parent_header"]["msg_id"])
+    kc.stop_channels()
+    assert rec.stop() == 0
+    records = read_session(rec.output)[1]
+    requests = {r.msg_id for r in messages(records, Direction.TO_KERNEL, Channel.SHELL)}
+    replies = {r.msg.parent_id for r in messages(records, Direction.TO_FRONTEND, Channel.SHELL)}
+    assert set(sent) <= requests and set(sent) <= replies
+
+
 def test_interrupt_request_stops_a_sleeping_loop(recorder, frontend):
     rec = recorder()
     fe = frontend(rec.connection_file)

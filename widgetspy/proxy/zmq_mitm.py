@@ -1,15 +1,11 @@
 """The ZMQ man-in-the-middle: bind what the client expects, connect to the kernel,
 forward every frame unchanged, and copy each message to the capture thread.
 
-IOPub (the high-volume kernel->client stream) and the heartbeat are forwarded by
-pyzmq's `monitored_queue`, a C loop that holds no GIL, one thread each. Shell,
-control and stdin (low volume) go through one Python poller loop that moves each
-message whole and then copies it. (Moved off the C device while chasing a rare
-stall where a forwarded request never reaches the kernel; the stall remains, see
-the README's known issues.) Every forwarded message is also
-pushed, with a tag naming its channel and direction, to an in-process PULL
-socket read by one capture thread. The capture socket has no high-water mark,
-so forwarding never waits for logging.
+Each channel is forwarded by pyzmq's `monitored_queue`, a C loop that holds no
+GIL, one thread per channel. Every forwarded message is also pushed, with a tag
+naming its channel and direction, to an in-process PULL socket read by one
+capture thread. The capture socket has no high-water mark, so forwarding never
+waits for logging.
 
 Client identities survive the hop: the front ROUTER hands the client's identity
 frame on to the kernel, whose reply carries it back. The back shell and stdin
@@ -44,7 +40,6 @@ PORT_KEYS = {
 CAPTURE_ENDPOINT = "inproc://widgetspy-capture"
 FRONT_LINGER_MS = 500
 IDLE_TICK_MS = 50  # the capture thread's wake-up when nothing arrives
-REQUEST_CHANNELS = (Channel.SHELL, Channel.CONTROL, Channel.STDIN)
 MAX_BATCH = 512  # messages per capture batch ...
 MAX_BATCH_BYTES = 4 << 20  # ... and bytes: a burst of 1 MiB buffers must not be encoded all at once
 
@@ -161,14 +156,7 @@ class ZmqMitm:
             dev.back.connect(_addr(self.back_info, dev.channel))
         self._capture_thread = threading.Thread(target=self._capture_loop, name="widgetspy-capture", daemon=True)
         self._capture_thread.start()
-        requests = [d for d in self._devices if d.channel in REQUEST_CHANNELS]
-        t = threading.Thread(target=self._run_requests, args=(requests,), name="widgetspy-requests", daemon=True)
-        for dev in requests:
-            dev.thread = t
-        t.start()
         for dev in self._devices:
-            if dev.channel in REQUEST_CHANNELS:
-                continue
             if dev.channel is Channel.IOPUB:
                 # messages come in from the kernel side, subscriptions from the front
                 a, b = dev.back, dev.front
@@ -196,36 +184,6 @@ class ZmqMitm:
             dev.front.close()
             dev.back.close(linger=0)
             dev.mon.close(linger=0)
-
-    @staticmethod
-    def _run_requests(devices: list[_Device]) -> None:
-        """Shell, control and stdin: one poller loop moves each message whole
-        (all frames at once) and then hands its copy to the capture thread."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD})
-        poller = zmq.Poller()
-        route: dict[zmq.Socket, tuple[zmq.Socket, zmq.Socket, bytes]] = {}
-        for dev in devices:
-            for src, dst, direction in ((dev.front, dev.back, Direction.TO_KERNEL), (dev.back, dev.front, Direction.TO_FRONTEND)):
-                poller.register(src, zmq.POLLIN)
-                route[src] = (dst, dev.mon, capture_tag(dev.channel, direction))
-        try:
-            while True:
-                for src, _ in poller.poll():
-                    dst, mon, tag = route[src]
-                    while True:
-                        try:
-                            frames = src.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
-                        dst.send_multipart(frames, copy=False)
-                        mon.send_multipart([tag, *frames], copy=False)
-        except zmq.ContextTerminated:
-            pass
-        finally:
-            for dev in devices:
-                dev.front.close()
-                dev.back.close(linger=0)
-                dev.mon.close(linger=0)
 
     def _capture_loop(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD})
