@@ -71,10 +71,10 @@ def test_signal_interrupt_and_restart_through_the_wrapper(wrapper):
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
-        msg_id = kc.execute("import time\nwhile True:\n    time.sleep(0.05)")
-        while True:  # wait until the loop runs
+        msg_id = kc.execute("import time\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.05)")
+        while True:  # wait until the loop runs (an earlier SIGINT can cost the execute_reply)
             msg = kc.get_iopub_msg(timeout=30)
-            if msg["msg_type"] == "execute_input" and msg["parent_header"]["msg_id"] == msg_id:
+            if msg["msg_type"] == "stream" and msg["parent_header"]["msg_id"] == msg_id:
                 break
         km.interrupt_kernel()  # interrupt_mode signal: SIGINT to the shim, which interrupts the kernel
         reply = kc.get_shell_msg(timeout=30)

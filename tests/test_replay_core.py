@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from widgetspy.message import Channel, Direction, Message
 from widgetspy.replay.compare import MISSING, Ignores, diff_digests, digest, normalize_text
 from widgetspy.replay.engine import ReplayEngine
@@ -215,3 +217,46 @@ def test_a_request_never_started_while_nothing_runs_counts_as_lost():
     engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": "k3"}, {"msg_id": "n2-again"},
                                            content={"execution_state": "idle"}))
     assert engine.finished()
+
+
+def test_a_request_that_goes_idle_without_its_reply_ends_and_the_reply_shows_as_missing():
+    s = Script()
+    run = s.request("execute_request", {"code": "while True: pass"})
+    s.status(run, "busy")
+    s.kernel("execute_reply", {"status": "error", "ename": "KeyboardInterrupt"}, run, channel=Channel.SHELL)
+    s.status(run, "idle")
+    engine = ReplayEngine(build_plan(s.records), pace="fast")
+    engine.sent(engine.ready(), "n1")
+    for state in ("busy", "idle"):
+        engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": f"k-{state}"}, {"msg_id": "n1"},
+                                               content={"execution_state": state}))
+    assert not engine.finished() and engine.idle_without_reply() == {1}  # the reply may still trail the idle
+    engine.give_up_reply(1, 2.0)
+    assert engine.finished() and "sent no reply" in engine.notes[-1]
+    (step, expected, actual), = engine.digests()
+    divergences = diff_digests(expected, actual, step.seq, step.describe(), Ignores())
+    assert any("reply" in d.where for d in divergences)  # the missing execute_reply is a divergence
+
+
+@pytest.mark.parametrize("with_parent", [True, False])  # jupyter_client's input() sends no parent header
+def test_an_input_reply_does_not_wait_for_output_its_request_prints_after_it(with_parent):
+    # The capture can write the kernel's output of `print('hello', name)` a moment
+    # before the input_reply it follows (they travel on different channels).
+    s = Script()
+    run = s.request("execute_request", {"code": "name = input('who? '); print('hello', name)"})
+    s.status(run, "busy")
+    ask = s.kernel("input_request", {"prompt": "who? "}, run, channel=Channel.STDIN)
+    s.kernel("stream", {"name": "stdout", "text": "hello ada\n"}, run)
+    s.request("input_reply", {"value": "ada"}, channel=Channel.STDIN, parent=ask if with_parent else None)
+    s.status(run, "idle")
+    engine = ReplayEngine(build_plan(s.records), pace="idle")
+    engine.sent(engine.ready(), "n1")
+    engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": "k1"}, {"msg_id": "n1"},
+                                           content={"execution_state": "busy"}))
+    assert engine.ready() is None  # no input_request yet
+    engine.received(Channel.STDIN, Message({"msg_type": "input_request", "msg_id": "k2"}, {"msg_id": "n1"},
+                                           content={"prompt": "who? "}))
+    reply = engine.ready()
+    assert reply is not None and reply.msg_type == "input_reply"
+    if with_parent:
+        assert engine.build(reply).parent["msg_id"] == "k2"

@@ -77,6 +77,7 @@ class ReplayEngine:
         self._pending_subshells: dict[int, list[str]] = {}
         self._kernel_comms: dict[str, int] = {}  # recorded kernel-opened comm id -> the request that opened it
         self._input_owner: dict[str, int] = {}  # recorded input_request id -> its request
+        self._input_seqs: list[tuple[int, str]] = []  # (seq, id) of every recorded input_request
         for step in plan.steps:
             expected = plan.expected[step.seq]
             self.ids.expect_comm_opens(step.seq, [r.msg for r in expected if r.msg_type == "comm_open"])
@@ -86,6 +87,7 @@ class ReplayEngine:
             self._pending_inputs[step.seq] = [r.msg_id or "" for r in expected if r.msg_type == "input_request"]
             for input_id in self._pending_inputs[step.seq]:
                 self._input_owner[input_id] = step.seq
+            self._input_seqs += [(r.seq, r.msg_id or "") for r in expected if r.msg_type == "input_request"]
             self._pending_subshells[step.seq] = [
                 str(r.msg.content.get("subshell_id")) for r in expected
                 if r.msg_type == "create_subshell_reply" and r.msg.content.get("subshell_id")
@@ -110,9 +112,9 @@ class ReplayEngine:
             opener = self._kernel_comms[cid]
             if not self.ids.knows(cid) and not self.complete(opener):
                 return f"the kernel to open comm {cid[:8]} (during {self.step_of[opener].describe()} @{opener})"
-        parent = step.record.msg.parent_id
-        if step.msg_type == "input_reply" and parent and not self.ids.knows(parent):
-            request = self._input_owner.get(parent)
+        answered = self._input_answered(step) if step.msg_type == "input_reply" else None
+        if answered is not None and not self.ids.knows(answered):
+            request = self._input_owner.get(answered)
             if request is not None and not self.complete(request):
                 return f"the input_request of {self.step_of[request].describe()} @{request}"
         if self.restart is not None:
@@ -120,11 +122,26 @@ class ReplayEngine:
         # Control and stdin messages overtake the shell queue: whatever the pace,
         # they wait for what the front-end had seen (an interrupt for its cell to run).
         if self.pace == "idle" or step.channel is not Channel.SHELL:
+            # The request an input_reply answers cannot go further until it is sent:
+            # output the recording shows before the reply (captured a moment early
+            # from another channel) comes after it.
+            answers = self._input_owner.get(answered) if answered is not None else None
             for request, count in step.waits.items():
+                if request == answers:
+                    continue
                 if self.seen.get(request, 0) < count and not self.complete(request):
                     return (f"{self.step_of[request].describe()} @{request} to get further "
                             f"({self.seen.get(request, 0)}/{count} messages)")
         return None
+
+    def _input_answered(self, step: Step) -> str | None:
+        """The recorded input_request an input_reply answers: its parent, or with no
+        parent header (jupyter_client's `input()` sends none) the last one before it."""
+        parent = step.record.msg.parent_id
+        if parent:
+            return parent
+        earlier = [input_id for seq, input_id in self._input_seqs if seq < step.seq]
+        return earlier[-1] if earlier else None
 
     def build(self, step: Step) -> Outgoing:
         msg = step.record.msg
@@ -241,6 +258,18 @@ class ReplayEngine:
         """`step` went again as `new_msg_id`; its answers count for the same request."""
         self.ids.learn(step.msg_id, new_msg_id)
         self.request_of[new_msg_id] = step.seq
+
+    def idle_without_reply(self) -> set[int]:
+        """Running requests the kernel has finished (idle) whose reply has not come."""
+        return {r for r in self._incomplete if r in self.idle and self._done[r].reply and r not in self.replied}
+
+    def give_up_reply(self, request: int, waited: float) -> None:
+        """The kernel went idle after `request` and its reply never came (an
+        interrupt landing inside ipykernel's handler ends a request that way): it
+        counts as finished, and the comparison shows the missing reply."""
+        self._incomplete.discard(request)
+        step = self.step_of[request]
+        self.notes.append(f"@{request} {step.describe()}: the kernel went idle and sent no reply in {waited:.0f} s")
 
     def running(self) -> set[int]:
         """Requests sent and not complete yet (a live view: do not change it)."""

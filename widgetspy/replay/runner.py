@@ -25,6 +25,7 @@ from .plan import Plan, build_plan
 
 INTERRUPT_AGAIN_AFTER = 1.0  # seconds
 LOST_AFTER = 3.0  # seconds without any answer, nothing else running: the request was lost
+REPLY_AFTER_IDLE = 2.0  # seconds a reply may trail its request's idle (shell and IOPub race)
 
 
 class ReplayError(Exception):
@@ -174,6 +175,7 @@ def _drive(
     resent_lost = False
     interrupted: set[int] = set()  # shell requests running when an interrupt was replayed
     interrupt_at = 0.0
+    idle_since: dict[int, float] = {}  # requests idle with no reply yet -> when we noticed
     while not engine.finished():
         if rec.proc is not None and rec.proc.poll() is not None:
             raise ReplayError(
@@ -202,7 +204,8 @@ def _drive(
             if on_step:
                 on_step(engine.position, len(steps), step.describe())
         if interrupted:
-            interrupted &= engine.running()
+            # a request that went idle is over, reply or not: interrupting it again would go on forever
+            interrupted = {r for r in interrupted if r in engine.running() and r not in engine.idle}
         if interrupted and time.monotonic() - interrupt_at > INTERRUPT_AGAIN_AFTER:
             # ipykernel ignores an interrupt that comes before it runs user code;
             # a person would press the button again, and so do we
@@ -214,6 +217,11 @@ def _drive(
             last_news = time.monotonic()
             resent_lost = False
 
+        now = time.monotonic()
+        for request in engine.idle_without_reply():
+            noticed = idle_since.setdefault(request, now)
+            if now - noticed > REPLY_AFTER_IDLE:
+                engine.give_up_reply(request, now - noticed)
         if time.monotonic() - last_news > LOST_AFTER and not resent_lost:
             # Requests can get lost between the proxy and the kernel (seen rarely,
             # under investigation): with nothing else running, a request the kernel
