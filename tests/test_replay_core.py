@@ -260,3 +260,18 @@ def test_an_input_reply_does_not_wait_for_output_its_request_prints_after_it(wit
     assert reply is not None and reply.msg_type == "input_reply"
     if with_parent:
         assert engine.build(reply).parent["msg_id"] == "k2"
+
+
+def test_a_request_the_recording_cut_short_waits_for_what_was_recorded():
+    s = Script()
+    run = s.request("execute_request", {"code": "print('looping'); while True: pass"})
+    s.status(run, "busy")
+    s.kernel("stream", {"name": "stdout", "text": "looping\n"}, run)  # the file ends here
+    engine = ReplayEngine(build_plan(s.records), pace="fast")
+    engine.sent(engine.ready(), "n1")
+    engine.received(Channel.IOPUB, Message({"msg_type": "status", "msg_id": "k1"}, {"msg_id": "n1"},
+                                           content={"execution_state": "busy"}))
+    assert not engine.finished() and engine.open_ended() == {1}  # its output has not come yet
+    engine.received(Channel.IOPUB, Message({"msg_type": "stream", "msg_id": "k2"}, {"msg_id": "n1"},
+                                           content={"name": "stdout", "text": "looping\n"}))
+    assert engine.finished()

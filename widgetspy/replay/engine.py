@@ -50,6 +50,7 @@ class _Done:
 
     idle: bool
     reply: bool
+    count: int  # kernel messages recorded: what completes a request the recording cut short
 
 
 class ReplayEngine:
@@ -95,6 +96,7 @@ class ReplayEngine:
             self._done[step.seq] = _Done(
                 idle=any(r.msg_type == "status" and r.msg.content.get("execution_state") == "idle" for r in expected),
                 reply=any(r.msg_type.endswith("_reply") for r in expected),
+                count=len(expected),
             )
 
     # ------------------------------------------------------------ sending
@@ -226,6 +228,8 @@ class ReplayEngine:
         if request not in self._sent:
             return False
         done = self._done[request]
+        if not done.idle and not done.reply:  # still running when the recording ended
+            return self.seen.get(request, 0) >= done.count
         return (not done.idle or request in self.idle) and (not done.reply or request in self.replied)
 
     def finished(self) -> bool:
@@ -270,6 +274,18 @@ class ReplayEngine:
         self._incomplete.discard(request)
         step = self.step_of[request]
         self.notes.append(f"@{request} {step.describe()}: the kernel went idle and sent no reply in {waited:.0f} s")
+
+    def open_ended(self) -> set[int]:
+        """Running requests the recording itself cut short (no idle, no reply)."""
+        return {r for r in self._incomplete if not self._done[r].idle and not self._done[r].reply}
+
+    def stop_waiting(self, request: int, quiet: float) -> None:
+        """A request the recording cut short got fewer messages than recorded and the
+        kernel has said nothing for `quiet` seconds: the replay ends without them."""
+        self._incomplete.discard(request)
+        step = self.step_of[request]
+        self.notes.append(f"@{request} {step.describe()}: still running where the recording ends; "
+                          f"nothing more came for {quiet:.0f} s")
 
     def running(self) -> set[int]:
         """Requests sent and not complete yet (a live view: do not change it)."""

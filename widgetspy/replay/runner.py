@@ -26,6 +26,7 @@ from .plan import Plan, build_plan
 INTERRUPT_AGAIN_AFTER = 1.0  # seconds
 LOST_AFTER = 3.0  # seconds without any answer, nothing else running: the request was lost
 REPLY_AFTER_IDLE = 2.0  # seconds a reply may trail its request's idle (shell and IOPub race)
+OPEN_ENDED_QUIET = 2.0  # seconds of silence that end a request the recording cut short
 
 
 class ReplayError(Exception):
@@ -222,6 +223,9 @@ def _drive(
             noticed = idle_since.setdefault(request, now)
             if now - noticed > REPLY_AFTER_IDLE:
                 engine.give_up_reply(request, now - noticed)
+        if engine.position >= len(steps) and now - last_news > OPEN_ENDED_QUIET:
+            for request in engine.open_ended():
+                engine.stop_waiting(request, now - last_news)
         if time.monotonic() - last_news > LOST_AFTER and not resent_lost:
             # Requests can get lost between the proxy and the kernel (seen rarely,
             # under investigation): with nothing else running, a request the kernel
