@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Iterable
 
 from widgetspy.message import Channel, Direction, Message
 from widgetspy.session.records import EventRecord, MessageRecord, UnparsedRecord
 
 KERNEL_SESSION = "kernel-session-1"
 FE_SESSION = "frontend-session-1"
+WS_SESSION = "ws-session-1"  # the browser's websocket session_id
 CONTROLS = "@jupyter-widgets/controls"
 BASE = "@jupyter-widgets/base"
 
@@ -37,6 +38,7 @@ class S:
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self.t = 0.0
+        self.taps = ["zmq"]  # the header's taps (`web()` adds "ws")
 
     # ------------------------------------------------------------ raw
     def msg(self, direction: Direction, channel: Channel, msg_type: str, content: dict[str, Any], *,
@@ -61,6 +63,42 @@ class S:
         rec = EventRecord(next(self._seq), self.t, name, data)
         self.records.append(rec)
         return rec
+
+    def ws_connect(self, session_id: str = WS_SESSION, previous: str | None = None) -> EventRecord:
+        """A kernel websocket opens (a reconnect when `previous` names the last one's session_id)."""
+        return self.event("ws_connected", session_id=session_id, reconnect=previous is not None,
+                          previous_session_id=previous, same_session=previous == session_id, framing="v1")
+
+    def ws_close(self, session_id: str = WS_SESSION, code: int = 1001) -> EventRecord:
+        return self.event("ws_closed", session_id=session_id, code=code)
+
+    def web(self, drop: Iterable[MessageRecord] = ()) -> None:
+        """Make the session one `widgetspy record --web` writes: each message that passes while a
+        websocket is open (between ws_connect and ws_close) also on the websocket tap, the browser's
+        copy first for a message to the kernel and last for one from it; `drop`: kernel messages
+        the server never forwarded. Renumbers seq."""
+        dropped = {id(r) for r in drop}
+        out: list[Any] = []
+        session = None
+        for rec in self.records:
+            if isinstance(rec, EventRecord):
+                if rec.event == "ws_connected":
+                    session = rec.data["session_id"]
+                elif rec.event == "ws_closed":
+                    session = None
+                out.append(rec)
+                continue
+            if session is None or not isinstance(rec, MessageRecord) or id(rec) in dropped:
+                out.append(rec)
+                continue
+            to_k = rec.direction is Direction.TO_KERNEL
+            ws = MessageRecord(0, rec.t + (-0.0005 if to_k else 0.0005), "ws", rec.direction, rec.channel, rec.msg,
+                               1, rec.size, session, rec.strict_json)
+            out.extend((ws, rec) if to_k else (rec, ws))
+        for seq, rec in enumerate(out, 1):
+            rec.seq = seq
+        self.records = out
+        self.taps = ["zmq", "ws"]
 
     def unparsed(self) -> UnparsedRecord:
         rec = UnparsedRecord(next(self._seq), self.t, "zmq", Direction.TO_KERNEL, Channel.SHELL, "no delimiter",
@@ -144,6 +182,25 @@ class S:
             body(req)
         self.idle(req)
         return req
+
+    def control_rejected(self, gap: float | None = None) -> MessageRecord:
+        """What JupyterLab 4 and Notebook 7 do on a page load when the kernel has not imported ipywidgets
+        (tests/test_browser.py sessions, seq 31-50): open the `jupyter.widget.control` comm and send
+        `request_states` at once; the kernel answers the open with "No such comm target registered" and
+        comm_close, then drops `request_states` ("No such comm"). `gap`: None, request_states reaches the
+        kernel before it handles the open (what the sessions show); else it arrives `gap` s after the
+        close (the race the other way round). Returns request_states."""
+        ctl = self.fe_open("ctl", None, target="jupyter.widget.control", version="1.0.0")
+        ask = None
+        if gap is None:
+            ask = self.fe_msg("ctl", {"method": "request_states"})
+        self.answered(ctl, lambda r: (
+            self.iopub("stream", {"name": "stderr", "text": "No such comm target registered: jupyter.widget.control\n"}, r),
+            self.k_close("ctl", r)))
+        if ask is None:
+            ask = self.fe_msg("ctl", {"method": "request_states"}, dt=gap)
+        self.answered(ask, lambda r: self.iopub("stream", {"name": "stderr", "text": "No such comm: ctl\n"}, r))
+        return ask
 
     def with_slider(self, cid: str = "s1", **kw: Any) -> MessageRecord:
         return self.run("s = W.IntSlider()", lambda r: (self.k_open("L1", layout(), r),

@@ -13,7 +13,7 @@ from widgetspy.inspectors.docs import DOC, render
 from widgetspy.message import Channel
 from widgetspy.session.records import KERNEL_RESTARTED
 
-from inspector_sessions import CONTROLS, S, identity, slider
+from inspector_sessions import CONTROLS, S, identity, layout, slider
 
 Story = Callable[[S], object]
 SCENARIOS: dict[str, tuple[Story, Story]] = {}
@@ -160,6 +160,13 @@ def _():
 
 
 # ---------------------------------------------------------------- WS3xx widget protocol
+
+@scenario("WS209")
+def _():
+    # the race as the browser sessions can have it: request_states reaches the kernel 5 ms after its
+    # rejection of the control comm; clean: what the recorded sessions show, request_states first
+    return (lambda s: s.control_rejected(gap=0.005), lambda s: s.control_rejected())
+
 
 @scenario("WS301")
 def _():
@@ -493,12 +500,57 @@ def _():
             lambda s: s.k_open("n1", identity("ButtonModel")))
 
 
+# ---------------------------------------------------------------- WS6xx both taps
+
+def _burst(lost: bool):
+    def run(s):
+        s.with_slider()
+        s.ws_connect()
+        ups = []
+        s.run("for i in range(3): s.value = i", lambda r: ups.extend(s.k_update("s1", {"value": i}, r) for i in range(3)))
+        if lost:
+            s.iopub("stream", {"name": "stderr", "text": "IOPub message rate exceeded.\n"}, None)
+        s.ws_close()
+        s.web(drop=ups[1:2] if lost else ())
+    return run
+
+
+@scenario("WS601")
+def _():
+    return (_burst(lost=True), _burst(lost=False))
+
+
+def _reload(answer_after: float | None, reconnect: bool = True):
+    def run(s):
+        s.ws_connect("tab-1")
+        s.with_slider()
+        if reconnect:
+            s.ws_close("tab-1")
+            s.ws_connect("tab-2", previous="tab-1")  # a page reload: a new session_id
+            ctl = s.fe_open("ctl", None, target="jupyter.widget.control", version="1.0.0")
+            s.answered(ctl)
+            ask = s.fe_msg("ctl", {"method": "request_states"})
+            s.answered(ask, lambda r: s.k_msg("ctl", {"method": "update_states", "buffer_paths": [], "states": {
+                cid: {"model_name": st["_model_name"], "model_module": st["_model_module"],
+                      "model_module_version": st["_model_module_version"], "state": st}
+                for cid, st in (("L1", layout()), ("s1", slider(layout="IPY_MODEL_L1")))}}, r, dt=answer_after))
+        s.ws_close("tab-2" if reconnect else "tab-1")
+        s.web()
+    return run
+
+
+@scenario("WS602")
+def _():
+    # clean: one connection, no reconnect (a reconnect that got its state back is an info line, below)
+    return (_reload(answer_after=5.0), _reload(answer_after=None, reconnect=False))
+
+
 # ---------------------------------------------------------------- the tests
 
 def findings_of(story: Story, rule_id: str | None = None) -> list[Finding]:
     s = S()
     story(s)
-    return Checker(select=[rule_id] if rule_id else None).check(s.records)
+    return Checker(select=[rule_id] if rule_id else None, taps=s.taps).check(s.records)
 
 
 def test_every_rule_has_a_scenario():
@@ -599,4 +651,87 @@ def test_live_checker_is_thread_safe():
         t.join()
     live.finish()
     assert len(got) == 4 and live.error is None
+
+
+# ---------------------------------------------------------------- what real front-ends do
+
+def _warnings(findings: list[Finding]) -> list[str]:
+    return [f.one_line() for f in findings if f.severity >= Severity.WARNING]
+
+
+def test_lab_request_states_on_a_rejected_control_comm_is_info_only():
+    """JupyterLab 4 / Notebook 7 on a kernel without ipywidgets imported (the browser sessions):
+    control comm_open and request_states back to back, the kernel rejects the open and drops the
+    request. WS206 says so at info level; WS313 (no update_states) and WS202 do not fire."""
+    for gap in (None, 0.005):
+        found = findings_of(lambda s: s.control_rejected(gap=gap))
+        assert _warnings(found) == [], (gap, _warnings(found))
+        rules = sorted(f.rule_id for f in found)
+        assert rules == (["WS206"] if gap is None else ["WS206", "WS209"]), rules
+
+
+def test_a_front_end_that_ignores_the_kernels_close_is_still_warned():
+    # request_states on the rejected control comm 3 s after the kernel closed it: the front-end had the close
+    found = findings_of(lambda s: s.control_rejected(gap=3.0))
+    assert [f.rule_id for f in found if f.severity >= Severity.WARNING] == ["WS202"]
+    assert not [f for f in found if f.rule_id == "WS209"]
+
+
+def test_request_states_unanswered_on_an_accepted_control_comm_is_still_warned():
+    def story(s):
+        s.with_slider()
+        ctl = s.fe_open("ctl", None, target="jupyter.widget.control", version="1.0.0")
+        s.answered(ctl)
+        s.answered(s.fe_msg("ctl", {"method": "request_states"}))  # idle, no update_states
+    assert [f.rule_id for f in findings_of(story, "WS313")] == ["WS313"]
+
+
+def _nudges(s, reply_order: str) -> None:
+    """jupyter_server's connect-time nudges as the legacy-framing Lab session recorded them (seq 8-28):
+    connection 1 sends kernel_info_request `<session>_<pid>_1` on shell; the browser's v1 socket is closed
+    and connection 2 (same session_id, its counter from 0 again) sends `_0` on shell and `_1` on control,
+    each from a fresh socket, before connection 1's shell reply came back."""
+    first = s.send("kernel_info_request", {}, msg_id="sess_9445_1", peer="006b8b4568")
+    again0 = s.send("kernel_info_request", {}, msg_id="sess_9445_0", peer="006b8b4569")
+    again1 = s.send("kernel_info_request", {}, Channel.CONTROL, msg_id="sess_9445_1", peer="00e43c986b")
+    replies = {"shell1": lambda: s.reply("kernel_info_reply", {"status": "ok"}, first, peer="006b8b4568"),
+               "shell0": lambda: s.reply("kernel_info_reply", {"status": "ok"}, again0, peer="006b8b4569"),
+               "control1": lambda: s.reply("kernel_info_reply", {"status": "ok"}, again1, Channel.CONTROL,
+                                           peer="00e43c986b")}
+    for name in reply_order.split():
+        replies[name]()
+
+
+def test_kernel_info_nudges_sharing_a_msg_id_are_info():
+    for order in ("shell1 control1 shell0", "control1 shell1 shell0", "shell0 control1 shell1"):
+        found = findings_of(lambda s: _nudges(s, order))
+        assert _warnings(found) == [], (order, _warnings(found))
+        (f,) = [f for f in found if f.rule_id == "WS106"]
+        assert f.severity is Severity.INFO and "sess_9445_1" in f.message and "jupyter_server" in f.message
+
+
+def test_a_reply_to_a_msg_id_two_kinds_of_request_used_is_an_error():
+    def story(s):
+        ex = s.execute("x = 1", msg_id="dup")
+        s.send("kernel_info_request", {}, Channel.CONTROL, msg_id="dup")
+        s.reply("execute_reply", {"status": "ok"}, ex)
+    (f,) = findings_of(story, "WS106")
+    assert f.severity is Severity.ERROR and "cannot tell" in f.message
+
+
+def test_a_reconnect_that_got_its_state_back_is_one_info_line():
+    found = findings_of(_reload(answer_after=0.1))
+    assert _warnings(found) == [], _warnings(found)
+    (f,) = [f for f in found if f.rule_id == "WS602"]
+    assert f.severity is Severity.INFO and "answered in" in f.message and "2 of 2 model(s)" in f.message
+
+
+def test_both_taps_rules_run_only_with_both_taps():
+    s = S()
+    _burst(lost=True)(s)
+    assert [f.rule_id for f in Checker(taps=s.taps).check(s.records) if f.rule_id.startswith("WS6")] == ["WS601"]
+    one = Checker()  # one tap: left out, never called
+    assert {r.id for r in one.left_out} == {"WS601", "WS602"} and not any(r.both_taps for r in one.rules)
+    zmq_only = [r for r in s.records if getattr(r, "tap", "zmq") == "zmq"]
+    assert one.check(zmq_only) == []
 

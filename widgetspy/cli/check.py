@@ -8,7 +8,6 @@ import click
 from rich.markup import escape
 
 from ..inspectors import Checker, Finding, Severity, select_rules
-from ..inspectors.taps import checker_for
 from ..inspectors.report import counts, summary_line, to_json, to_junit, to_sarif
 from ..session import SessionReadError, open_session
 from .console import make_console
@@ -35,14 +34,19 @@ def check(file: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...],
     Exit status: 0 clean, 1 findings at or above --fail-on, 2 bad input.
     """
     try:
-        rules = select_rules(select or None, ignore or None)
+        chosen = select_rules(select or None, ignore or None)
     except ValueError as exc:
         raise Failure(str(exc)) from None
-    checker = Checker(rules=[r() for r in rules])
     lines: dict[int, int] = {}
     try:
         sf = open_session(file)
-        checker = checker_for(checker, sf.header.taps, select or None, ignore or None)  # both taps: one-tap rules read the ZMQ copy
+        # both taps: the one-tap rules read the ZMQ copy, the WS6xx rules every record; one tap: no WS6xx
+        checker = Checker(rules=[r() for r in chosen], taps=sf.header.taps)
+        if checker.left_out and select:
+            ids = ", ".join(r.id for r in checker.left_out)
+            click.echo(f"widgetspy: note: {ids} need a session with both taps (widgetspy record --web); "
+                       f"{file} has {', '.join(sf.header.taps) or 'no'} tap(s) only", err=True)
+        rules = [type(r) for r in checker.rules]
         line = 1
         for rec in sf:
             line += 1

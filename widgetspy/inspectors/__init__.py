@@ -7,8 +7,12 @@
             print(f.one_line())
     checker.finish()                 # end-of-session checks
 
+For a session recorded with both taps pass the header's taps,
+`Checker(..., taps=header.taps)`: the WS6xx rules then compare the kernel's and
+the browser's copies while the others read the kernel's (ZMQ) copy.
+
 Rule ids are stable: WS1xx wire, WS2xx comm lifecycle, WS3xx widget protocol,
-WS4xx bug patterns, WS5xx state types (see docs/rules.md).
+WS4xx bug patterns, WS5xx state types, WS6xx both taps (see docs/rules.md).
 """
 
 from .base import Finding, Rule, Severity, excerpt_of

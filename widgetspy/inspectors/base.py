@@ -101,6 +101,10 @@ class Rule:
     # (`Context.begin` defines WIRE_OK and COMM_OK), so the checker does not call it for one; the rule
     # still checks everything itself when it is called
     skip_healthy: ClassVar[str] = ""
+    # True for the rules that compare the kernel's copy of each message (ZMQ tap) with the browser's
+    # (websocket tap), WS6xx: a Checker runs them only on a session with both taps, and feeds them
+    # every record; the other rules read one tap's copy
+    both_taps: ClassVar[bool] = False
 
     def bind(self, rules: list["Rule"]) -> None:
         """Called once with every rule of the checker before the first record
@@ -128,6 +132,7 @@ class Rule:
             "title": cls.title,
             "description": cls.description,
             "source": cls.source,
+            "taps": 2 if cls.both_taps else 1,
         }
 
 

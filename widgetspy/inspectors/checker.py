@@ -17,15 +17,24 @@ applies it.
 The same object works live (records as the recorder writes them), offline on
 a file, and inside replay. Not thread-safe: feed it from one thread (or hold
 a lock, as `widgetspy record --check` does).
+
+Sessions with both taps (`widgetspy record --web`, header `taps: ["zmq", "ws"]`)
+hold most messages twice. Given `taps=header.taps`, the checker feeds the
+context, the timeline and the one-tap rules the preferred tap's copy (ZMQ) and
+the both-taps rules (`Rule.both_taps`, WS6xx) every record; without two taps
+it leaves the both-taps rules out (`Checker.left_out`): they have nothing to
+compare, and would only cost time.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from ..message import Direction
 from ..session.records import EventRecord, MessageRecord, UnparsedRecord
+from ..session.taps import preferred_tap
 from .base import REGISTRY, Finding, Rule, Severity
-from .context import COMM_OK, WIRE_OK, Context
+from .context import COMM_OK, NOT_OK, WIRE_OK, Context
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..timeline import Timeline
@@ -79,15 +88,19 @@ class Checker:
         rules: Iterable[Rule] | None = None,
         timeline: "Timeline | None" = None,
         feed_timeline: bool = True,
+        taps: Sequence[str] | None = None,
     ) -> None:
         """`select`/`ignore`: rule ids or id prefixes (`WS4`) or names. `rules`:
         ready-made rule instances instead. `timeline`: a Timeline to share (the
         checker feeds it first unless `feed_timeline` is False, e.g. when its
-        owner already does)."""
-        if rules is None:
-            self.rules: list[Rule] = [cls() for cls in select_rules(select, ignore)]
-        else:
-            self.rules = list(rules)
+        owner already does). `taps`: the session header's taps; with two of them
+        the both-taps rules run (see the module docstring), otherwise they are
+        left out (listed in `left_out`)."""
+        chosen: list[Rule] = [cls() for cls in select_rules(select, ignore)] if rules is None else list(rules)
+        self.taps: tuple[str, ...] = tuple(dict.fromkeys(taps or ()))
+        two = len(self.taps) >= 2
+        self.rules: list[Rule] = [r for r in chosen if two or not r.both_taps]
+        self.left_out: list[Rule] = [r for r in chosen if not two and r.both_taps]
         self.ctx = Context(timeline)
         self._feed_timeline = timeline is not None and feed_timeline
         # dispatch tables, one per Context.health level: key -> the handlers to call
@@ -112,6 +125,13 @@ class Checker:
             if getattr(cls, "on_epoch_end", None) is not None:
                 self.ctx.epoch_end_hooks.append(r.on_epoch_end)  # type: ignore[attr-defined]
         self._finished = False
+        # two taps: the other tap's copies go to the both-taps rules only (an instance attribute, so
+        # that the one-tap path, `Checker.feed`, stays as it is)
+        self._keep = preferred_tap(self.taps) if two else None
+        self._both = [r for r in self.rules if r.both_taps]
+        self._other: dict[str, tuple[Handler, ...]] = {}
+        if two:
+            self.feed = self._feed_two_taps  # type: ignore[method-assign]
 
     # ---------------------------------------------------------------- dispatch table
 
@@ -119,20 +139,7 @@ class Checker:
         """The rules' on_message for a dispatch key `<msg_type or comm_msg:method>@K|F`
         (to the kernel / to front-ends), in rule order, without the rules that cannot report on a
         message of this health (`Rule.skip_healthy`); built once per key and health."""
-        base, _, side = key.rpartition("@")
-        out = []
-        for r in self.rules:
-            skip = r.skip_healthy
-            if skip and health >= (WIRE_OK if skip == "wire" else COMM_OK):
-                continue
-            for want in r.messages:
-                want_base, _, want_side = want.partition("@")
-                if want_side and want_side != side:
-                    continue
-                if want_base == "*" or want_base == base or (want_base == "comm_msg:*" and base.startswith("comm_msg:")):
-                    out.append(r.on_message)
-                    break
-        handlers = tuple(out)
+        handlers = _matching(self.rules, key, health)
         self._cache[health][key] = handlers
         return handlers
 
@@ -162,6 +169,32 @@ class Checker:
             for handler in self._unparsed:
                 handler(rec, ctx)
         ctx.apply(rec)
+        if len(findings) == start:
+            return []
+        return findings[start:]
+
+    def _feed_two_taps(self, rec: Any) -> list[Finding]:
+        """`feed` on a two-tap session: the preferred tap's records (and every event) take the
+        one-tap path, where the both-taps rules are dispatched with the others; a copy from the
+        other tap goes to the both-taps rules alone, without the context (whose beliefs, and
+        `health`, describe the preferred tap's conversation)."""
+        cls = rec.__class__
+        if (cls is not MessageRecord and cls is not UnparsedRecord) or rec.tap == self._keep:
+            return Checker.feed(self, rec)
+        ctx = self.ctx
+        findings = ctx.findings
+        start = len(findings)
+        if cls is MessageRecord:
+            key = _key_of(rec)
+            handlers = self._other.get(key)
+            if handlers is None:
+                handlers = self._other[key] = _matching(self._both, key, NOT_OK)
+            for handler in handlers:
+                handler(rec, ctx)
+        else:
+            for r in self._both:
+                if r.unparsed:
+                    r.on_unparsed(rec, ctx)
         if len(findings) == start:
             return []
         return findings[start:]
@@ -197,9 +230,42 @@ class Checker:
         return list(self.ctx.findings)
 
 
+def _matching(rules: Iterable[Rule], key: str, health: int) -> tuple[Handler, ...]:
+    """The on_message of the rules that asked for dispatch key `key` (see `Checker._handlers`)."""
+    base, _, side = key.rpartition("@")
+    out = []
+    for r in rules:
+        skip = r.skip_healthy
+        if skip and health >= (WIRE_OK if skip == "wire" else COMM_OK):
+            continue
+        for want in r.messages:
+            want_base, _, want_side = want.partition("@")
+            if want_side and want_side != side:
+                continue
+            if want_base == "*" or want_base == base or (want_base == "comm_msg:*" and base.startswith("comm_msg:")):
+                out.append(r.on_message)
+                break
+    return tuple(out)
+
+
+def _key_of(rec: MessageRecord) -> str:
+    """The dispatch key of a message, as `Context.begin` computes it, without touching a context."""
+    msg = rec.msg
+    header = msg.header
+    mtype = header.get("msg_type") if header.__class__ is dict else None
+    if mtype.__class__ is not str:
+        mtype = ""
+    if mtype == "comm_msg":
+        content = msg.content
+        data = content.get("data") if content.__class__ is dict else None
+        method = data.get("method") if data.__class__ is dict else None
+        mtype = "comm_msg:" + method if method.__class__ is str else "comm_msg:"
+    return mtype + ("@K" if rec.direction is Direction.TO_KERNEL else "@F")
+
+
 def check_records(records: Iterable[Any], select: Iterable[str] | None = None,
-                  ignore: Iterable[str] | None = None) -> list[Finding]:
-    return Checker(select, ignore).check(records)
+                  ignore: Iterable[str] | None = None, taps: Sequence[str] | None = None) -> list[Finding]:
+    return Checker(select, ignore, taps=taps).check(records)
 
 
 def worst(findings: Iterable[Finding]) -> Severity | None:

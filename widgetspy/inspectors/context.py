@@ -44,6 +44,8 @@ IOPUB = Channel.IOPUB
 STDIN = Channel.STDIN
 
 FINISHED_KEPT = 4096  # finished requests remembered (late side effects, echo parents)
+REUSED_KEPT = 4096  # msg_ids used by more than one request, remembered (Context.reused)
+REUSED_PER_ID = 8  # requests remembered per reused msg_id
 
 # Context.health of the message being checked (see Context.begin)
 NOT_OK, WIRE_OK, COMM_OK = 0, 1, 2
@@ -71,7 +73,8 @@ class CommInfo:
     __slots__ = (
         "comm_id", "target", "epoch", "opened_by", "open_seq", "open_t", "open_msg_id", "open_parent",
         "version", "identity", "model_name", "model_module", "model_module_version", "is_model",
-        "kstate", "fstate", "expected_echo", "k_closed", "f_closed", "closed_by", "close_seq", "changed",
+        "kstate", "fstate", "expected_echo", "k_closed", "f_closed", "closed_by", "close_seq", "close_t",
+        "close_parent", "changed",
     )
 
     def __init__(self, comm_id: str, target: str, epoch: int, opened_by: str, seq: int, t: float,
@@ -97,6 +100,8 @@ class CommInfo:
         self.f_closed: int | None = None  # seq the front-end side closed it
         self.closed_by: str | None = None  # kernel | frontend | restart
         self.close_seq: int | None = None
+        self.close_t: float | None = None  # when the kernel's comm_close was seen
+        self.close_parent: Any = None  # parent msg_id of the kernel's comm_close (the request it answered)
         # keys whose kstate/fstate value may have changed since a consumer (WS402) last compared the
         # two projections and reset it to an empty set; None: all of them (new comm, replaced state)
         self.changed: set[str] | None = None
@@ -108,6 +113,14 @@ class CommInfo:
     @property
     def closed(self) -> bool:
         return self.closed_by is not None
+
+    @property
+    def rejected(self) -> bool:
+        """The kernel closed this front-end comm while handling its comm_open: no such target, or
+        the target's handler raised (protocol-notes §2.3). The front-end learns it from the
+        comm_close; what it sent on the comm before that is dropped by the kernel."""
+        return (self.closed_by == KERNEL and self.opened_by == FRONTEND and self.open_msg_id is not None
+                and self.close_parent == self.open_msg_id)
 
     def learn_identity(self, state: dict[str, Any]) -> None:
         if self.identity or "_model_name" not in state:
@@ -176,6 +189,9 @@ class Context:
         self.finished: dict[str, Request] = {}  # the latest FINISHED_KEPT, oldest first
         self._finished_order: deque[str] = deque()
         self.pending_fe: dict[str, MessageRecord] = {}  # front-end comm messages the kernel has not started
+        # msg_id -> every request sent with it, oldest first, for the ids more than one request used
+        # (`requests`/`finished` keep the latest only); the latest REUSED_KEPT ids
+        self.reused: dict[str, list[Request]] = {}
         self.busy_count = 0  # requests with a busy and no idle yet
         self.dirty: set[str] = set()  # models whose projections changed since the last quiet point
         self.last_seq = 0
@@ -411,6 +427,19 @@ class Context:
             if n >= FINISHED_KEPT:
                 del finished[self._finished_order.popleft()]
 
+    def _reuse(self, old: Request, req: Request) -> None:
+        """A request reuses the msg_id of an earlier one (WS103 judges the reuse, WS106 the replies)."""
+        reused = self.reused
+        same = reused.get(req.msg_id)
+        if same is None:
+            if len(reused) >= REUSED_KEPT:
+                del reused[next(iter(reused))]
+            reused[req.msg_id] = [old, req]
+        else:
+            if len(same) >= REUSED_PER_ID:  # a client that reuses one id for everything: keep the first and the latest
+                del same[1]
+            same.append(req)
+
     def _abandon_before(self, done: Request) -> None:
         """The kernel finished `done`: any request of the same lane that went busy
         before it and has no idle never will (WS407 reports it)."""
@@ -435,7 +464,12 @@ class Context:
         if msg_type == "execute_request":
             code = self.content.get("code")
             req.code = code if isinstance(code, str) else None
-        self.requests[req.msg_id] = req
+        requests = self.requests
+        mid = req.msg_id
+        old = requests.get(mid) or self.finished.get(mid)
+        if old is not None:
+            self._reuse(old, req)
+        requests[mid] = req
         if self._early:
             req.waiters = self._early
             self._early = []
@@ -591,6 +625,7 @@ class Context:
                     comm.f_closed = rec.seq
                 if comm.closed_by is None:
                     comm.closed_by, comm.close_seq = KERNEL, rec.seq
+                    comm.close_t, comm.close_parent = rec.t, parent
             return
         method = self.method
         if method == "update_states":

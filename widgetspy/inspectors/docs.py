@@ -27,7 +27,7 @@ record that broke it (seq, model, message excerpt). The same rule objects run li
 (`widgetspy.inspectors.Checker(select=..., ignore=...).feed(record)` / `.finish()`).
 
 Ids are stable: **WS1xx** wire protocol, **WS2xx** comm lifecycle, **WS3xx** widget protocol,
-**WS4xx** bug patterns, **WS5xx** state types. Severities: **error** (a peer rejects or drops the
+**WS4xx** bug patterns, **WS5xx** state types, **WS6xx** both taps. Severities: **error** (a peer rejects or drops the
 message, or the sides diverge), **warning** (tolerated deviation, or a known bug pattern),
 **info** (diagnostic, or known-benign behaviour). Sources refer to the team's
 `protocol-notes.md` (sections and the numbered invariants of §6) and `bug-patterns.md` (B1-B16),
@@ -37,8 +37,10 @@ Select rules with `--select WS3,WS401` / `--ignore WS409` (ids, id prefixes or n
 `--fail-on error|warning|never` sets the exit status (0 clean, 1 findings at or above the level,
 2 bad input); `--format text|json|sarif|junit`.
 
-Not covered yet (need the browser websocket tap, a later issue): IOPub rate-limit drops and
-websocket reconnects (bug patterns B8's reconnect half, B9, B16's per-tab projections).
+On a session recorded with both taps (`widgetspy record --web`: the kernel's ZMQ side and the
+browser's websocket) the WS1xx-WS5xx rules read the ZMQ copy of each message and the WS6xx rules
+compare the two copies; on a one-tap session the WS6xx rules do not run. Not covered yet: per-tab
+state projections when several browser tabs share a kernel (bug pattern B16).
 """
 
 
@@ -52,7 +54,8 @@ def render() -> str:
         if r.category != category:
             category = r.category
             out.append(f"\n## {category[0].upper() + category[1:]}\n")
-        out.append(f"\n### {r.id}\n\n**{r.name}** · {r.severity.label} · {r.title}\n\n{r.description}\n\n"
+        runs = "\n\n*Runs on:* sessions with both taps only." if r.both_taps else ""
+        out.append(f"\n### {r.id}\n\n**{r.name}** · {r.severity.label} · {r.title}\n\n{r.description}{runs}\n\n"
                    f"*Source:* {r.source}\n")
     return "".join(out)
 

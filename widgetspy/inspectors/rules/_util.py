@@ -6,9 +6,6 @@ from typing import Any
 
 from ...message import IPY_MODEL_PREFIX
 
-PROTOCOL_DOC = "../shared/docs/protocol-notes.md"
-PATTERNS_DOC = "../shared/docs/bug-patterns.md"
-
 
 def content(rec: Any) -> dict[str, Any]:
     c = rec.msg.content

@@ -1,12 +1,11 @@
 """WS6xx: rules that need both taps (the kernel's ZMQ side and the browser's
 websocket), from `widgetspy record --web -- jupyter lab` sessions.
 
-They pair the two copies of each message by msg_id. On a one-tap session they
-see no websocket records and report nothing. `inspectors.taps.checker_for`
-feeds them every record while the one-tap rules get the ZMQ copy only.
-
-They are not in the global rule registry (whose rules all read one tap);
-`BOTH_TAPS_RULES` lists them and `checker_for` adds them to a two-tap check.
+They pair the two copies of each message by msg_id. They are registered like
+every rule (select, ignore, `widgetspy rules`, docs/rules.md) and marked
+`both_taps`: a `Checker(taps=header.taps)` of a two-tap session feeds them
+every record while the one-tap rules get the ZMQ copy only, and leaves them
+out of a one-tap session, where they would have nothing to compare.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...message import CONTROL_TARGET, WIDGET_TARGET, Channel, Direction
-from ..base import Rule, Severity
+from ..base import Rule, Severity, rule
 from ..context import Context
-from ._util import PATTERNS_DOC, PROTOCOL_DOC, comm_id, data, parent_id
+from ._util import comm_id, data, parent_id
 
 TO_KERNEL = Direction.TO_KERNEL
 TO_FRONTEND = Direction.TO_FRONTEND
@@ -33,7 +32,7 @@ REQUEST_STATES_TIMEOUT = 4.0  # s: the front-end's control-comm timeout (ipywidg
 
 class BothTapsRule(Rule):
     category = "both taps"
-    both_taps = True  # inspectors.taps: feed every record, not one tap's
+    both_taps = True  # the Checker runs it on two-tap sessions only, with every record
 
 
 @dataclass
@@ -44,6 +43,7 @@ class _Sent:
     msg_type: str
 
 
+@rule
 class IopubDropped(BothTapsRule):
     id = "WS601"
     name = "iopub-dropped"
@@ -58,7 +58,8 @@ class IopubDropped(BothTapsRule):
         "were lost, their seq range on the ZMQ tap, and the last/next message the browser did get. Fix: "
         "`hold_sync()`, batching, or a higher `ServerApp.iopub_msg_rate_limit`."
     )
-    source = f"{PATTERNS_DOC} B9; {PROTOCOL_DOC} §4.4, §6 invariant 35"
+    source = ("bug-patterns B9 (ipycanvas#102, jdaviz#4223); protocol-notes §4.4; §6 invariant 35 "
+              "(jupyter_server `channels.py:50-90,723-836`)")
     messages = ("*",)
     events = ("ws_connected", "ws_closed")
 
@@ -152,6 +153,7 @@ class _Reconnect:
     models: int = 0  # widget models open on the kernel at the request
 
 
+@rule
 class ReconnectState(BothTapsRule):
     id = "WS602"
     name = "reconnect-state"
@@ -166,7 +168,8 @@ class ReconnectState(BothTapsRule):
         "missed widget models the kernel had open (the front-end then falls back to per-model `request_state`, "
         "or shows \"Loading widget...\"). A reconnect that got its state back in time is an info line."
     )
-    source = f"{PATTERNS_DOC} B8; {PROTOCOL_DOC} §4.4, §6 invariant 27"
+    source = ("bug-patterns B8 (ipywidgets#3633, #1316); protocol-notes §3.7, §4.4; §6 invariant 27 "
+              "(`manager-base.ts:49-52,382-448`, jupyter_server `kernelmanager.py:360-452`)")
     messages = ("*",)
     events = ("ws_connected", "ws_closed")
 
@@ -284,5 +287,3 @@ class ReconnectState(BothTapsRule):
                 ctx.report(self, r.seq, f"{head}: {state or 'no widget state to re-fetch'}", t=r.t, related=related,
                            severity=Severity.INFO)
 
-
-BOTH_TAPS_RULES: list[type[BothTapsRule]] = [IopubDropped, ReconnectState]

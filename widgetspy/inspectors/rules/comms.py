@@ -11,6 +11,8 @@ from ._util import content, msg_id, parent_id
 
 TO_KERNEL = Direction.TO_KERNEL
 TO_FRONTEND = Direction.TO_FRONTEND
+# s: a front-end message on a comm the kernel rejected this soon after the comm_close crossed it in flight
+CROSSING_WINDOW = 1.0
 
 
 class CommRule(Rule):
@@ -56,9 +58,10 @@ class ClosedComm(CommRule):
     title = "Message on a comm after it was closed"
     description = (
         "No comm message may follow the comm's `comm_close` (from either side). The receiver has already "
-        "disposed of the comm and drops the message. The one case ipywidgets kernels produce on purpose, sending "
-        "on a comm the front-end closed, is reported as WS203 (info) instead; comms closed by a kernel restart "
-        "are WS207."
+        "disposed of the comm and drops the message. Two known-benign cases are reported at info level instead: "
+        "a kernel sending on a comm the front-end closed (ipywidgets does it on purpose, WS203), and a front-end "
+        "message that crossed, in flight, the kernel's rejection of the comm it had just opened (WS209). Comms "
+        "closed by a kernel restart are WS207."
     )
     source = "protocol-notes §2.3; §6 invariant 13 (`messaging.rst:1929-1938`)"
     messages = ("comm_close", "comm_msg:*")
@@ -71,8 +74,16 @@ class ClosedComm(CommRule):
             return
         if rec.direction is TO_FRONTEND and comm.closed_by == FRONTEND:
             return  # the front-end closed it, the kernel still sends: WS203
+        if rec.direction is TO_KERNEL and crossed_rejection(comm, rec):
+            return  # sent before the front-end got the kernel's rejection: WS209
         ctx.report(self, rec.seq, f"{_who(rec)} {rec.msg.msg_type} on a comm closed by the {comm.closed_by} at "
                    f"seq {comm.close_seq}", rec=rec, comm_id=cid, related=(comm.close_seq or 0,))
+
+
+def crossed_rejection(comm: Any, rec: Any) -> bool:
+    """A front-end message on a comm the kernel rejected, arriving so soon after the rejection that
+    the front-end cannot have seen the comm_close yet (WS209)."""
+    return comm.rejected and comm.close_t is not None and rec.t - comm.close_t <= CROSSING_WINDOW
 
 
 @rule
@@ -314,3 +325,39 @@ class CommInfoReply(CommRule):
         if problems:
             ctx.report(self, rec.seq, "; ".join(problems), rec=rec)
 
+
+@rule
+class CrossedRejection(CommRule):
+    id = "WS209"
+    name = "crossed-rejection"
+    severity = Severity.INFO
+    title = "Front-end message crossed the kernel's rejection of a comm it had just opened (known-benign)"
+    description = (
+        "Front-ends send on a comm right after opening it, without waiting for the kernel: JupyterLab 4 and "
+        "Notebook 7 open the `jupyter.widget.control` comm and send `request_states` at once. When the kernel "
+        "rejects the `comm_open` (no such target, e.g. ipywidgets not imported yet, or the target's handler "
+        "raised) it answers with `comm_close`, and a message the front-end sent before that close reached it "
+        "arrives on a comm the kernel has already closed. The kernel drops it (\"No such comm\"); the front-end "
+        "takes the close as the answer (for the control comm it falls back to `comm_info_request` and one "
+        "`request_state` per widget). Reported once per comm when the message reaches the kernel within 1 s of "
+        "the close; a later one means the front-end ignored the close, and is WS202."
+    )
+    source = ("protocol-notes §2.3, §3.7; bug-patterns B14 (ipywidgets#3525); JupyterLab 4.6 / Notebook 7 "
+              "sessions of tests/test_browser.py (`manager-base.ts:382-448`, `base_comm.py:253-297`)")
+    messages = ("comm_close@K", "comm_msg:*@K")
+    skip_healthy = "comm"
+
+    def __init__(self) -> None:
+        self._told: set[str] = set()
+
+    def on_message(self, rec: Any, ctx: Context) -> None:
+        cid = ctx.cid
+        comm = ctx.cur_comm if cid else None
+        if comm is None or rec.direction is not TO_KERNEL or cid in self._told or not crossed_rejection(comm, rec):
+            return
+        self._told.add(cid)  # once per comm
+        what = f"{rec.msg.msg_type}{' ' + ctx.method if isinstance(ctx.method, str) else ''}"
+        ctx.report(self, rec.seq, f"front-end {what} on comm {cid[:8]} ({comm.target}) reached the kernel "
+                   f"{(rec.t - comm.close_t) * 1000:.0f} ms after the kernel rejected the comm (comm_close at seq "
+                   f"{comm.close_seq}): sent before the front-end could see the close; dropped by the kernel",
+                   rec=rec, comm_id=cid, related=(comm.close_seq or 0,))

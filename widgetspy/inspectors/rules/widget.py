@@ -588,9 +588,12 @@ class RequestStatesTimeout(WidgetRule):
         "A front-end's `request_states` on the control comm must be answered by `update_states` within 4000 ms "
         "(`CONTROL_COMM_TIMEOUT`). Later than that the front-end has given up, closed the control comm and fallen "
         "back to `comm_info_request` plus one `request_state` per widget: slow reloads, \"Loading widget...\". "
-        "It happens when the kernel is busy (comm messages queue behind a running cell)."
+        "It happens when the kernel is busy (comm messages queue behind a running cell). Not reported when the "
+        "kernel rejected the control comm (closed it in answer to its `comm_open`, e.g. ipywidgets not imported "
+        "yet, WS206): JupyterLab sends `request_states` without waiting for the open, the kernel drops it "
+        "(\"No such comm\"), and the front-end takes the comm_close as the answer and falls back at once."
     )
-    source = "protocol-notes §3.7; §6 invariant 27 (`manager-base.ts:49-52,382-448`); bug-patterns B8"
+    source = "protocol-notes §3.7; §6 invariant 27 (`manager-base.ts:49-52,382-448`); bug-patterns B8, B14 (ipywidgets#3525)"
     messages = ("comm_msg:request_states@K", "comm_msg:update_states@F")
 
     def __init__(self) -> None:
@@ -617,6 +620,9 @@ class RequestStatesTimeout(WidgetRule):
         ask = self._asked.pop(req.msg_id, None)
         if ask is None or ask[1] or idle is None:
             return
+        comm = ctx.comm(comm_id(ask[0]))
+        if comm is not None and comm.rejected:
+            return  # no answer can come: the front-end takes the kernel's comm_close as one (WS206)
         ctx.report(self, ask[0].seq, f"request_states got no update_states before its idle (seq {idle.seq})",
                    rec=ask[0], comm_id=comm_id(ask[0]), related=(idle.seq,))
 

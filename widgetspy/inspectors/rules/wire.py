@@ -216,10 +216,21 @@ class ReplyParent(WireRule):
         "`*_reply` messages MUST carry the request's header as `parent_header`, must answer a request of the "
         "matching type (`execute_request` → `execute_reply`) and travel on the request's channel (ipykernel also "
         "broadcasts `shutdown_reply` on IOPub). Clients match replies to requests by `parent_header.msg_id`: a "
-        "reply that names no request, or the wrong one, leaves the client waiting forever."
+        "reply that names no request, or the wrong one, leaves the client waiting forever, and so does a reply "
+        "to a msg_id that several requests of different kinds used. One reuse is known server behaviour and "
+        "reported as info, once per msg_id: jupyter_server numbers the messages of each kernel websocket "
+        "connection `<session_id>_<pid>_<n>` from 0 and every connection nudges the kernel with "
+        "`kernel_info_request`s on fresh shell and control sockets, so two connections with one `session_id` "
+        "(a reconnect, the legacy-framing fallback) send kernel_info_requests with the same ids, one on shell "
+        "and one on control; each reply goes back to its own socket and they are interchangeable."
     )
-    source = "protocol-notes §1.3, §1.5; §6 invariant 7 (`messaging.rst:170-189`)"
+    source = ("protocol-notes §1.3, §1.5, §4.4; §6 invariant 7 (`messaging.rst:170-189`); jupyter_server 2.x "
+              "`connection/channels.py:158-296` (nudge), `kernels/websocket.py:52-53` (session = the client's "
+              "session_id); jupyter_client `session.py:610-613` (msg_id numbering)")
     messages = REPLY_TYPES
+
+    def __init__(self) -> None:
+        self._told: set[str] = set()  # reused kernel_info msg_ids already reported
 
     def on_message(self, rec: Any, ctx: Context) -> None:
         t = ctx.msg_type
@@ -232,11 +243,48 @@ class ReplyParent(WireRule):
         if req is None:
             return  # a request from before the recording, or one kept no longer
         want = t[: -len("_reply")] + "_request"
-        if req.msg_type != want:
+        wrong_type = req.msg_type != want
+        wrong_channel = not wrong_type and not _fits_channel(rec, t, req)
+        if ctx.reused:
+            shared = ctx.reused.get(ctx.parent)
+            if shared is not None:
+                self._reused(rec, ctx, t, want, shared, wrong_type or wrong_channel)
+                return
+        if wrong_type:
             ctx.report(self, rec.seq, f"{t} answers a {req.msg_type} (seq {req.seq})", rec=rec, related=(req.seq,))
-        elif rec.channel is not req.channel and not (t == "shutdown_reply" and rec.channel is IOPUB):
+        elif wrong_channel:
             ctx.report(self, rec.seq, f"{t} on {rec.channel.value}, its request (seq {req.seq}) came on "
                        f"{req.channel.value}", rec=rec, related=(req.seq,))
+
+    def _reused(self, rec: Any, ctx: Context, t: str, want: str, shared: list[Any], mismatch: bool) -> None:
+        """The reply's parent msg_id was used by several requests (`shared`, oldest first)."""
+        fits = [r for r in shared if r.msg_type == want and _fits_channel(rec, t, r)]
+        if rec.peer is not None and len(fits) > 1:  # ZMQ routes a reply to its request's socket
+            fits = [r for r in fits if r.peer == rec.peer] or fits
+        pid = ctx.parent
+        used = ", ".join(f"seq {r.seq} {r.msg_type} on {r.channel.value}" for r in shared[:4])
+        related = tuple(r.seq for r in shared[:4])
+        if fits and all(r.msg_type == "kernel_info_request" for r in shared):
+            if pid not in self._told:
+                self._told.add(pid)
+                ctx.report(self, rec.seq, f"{t} to msg_id {pid}, which {len(shared)} kernel_info_requests used "
+                           f"({used}), as jupyter_server's connect-time nudges do when two connections share "
+                           "a session_id: known server behaviour, the replies are interchangeable",
+                           rec=rec, related=related, severity=Severity.INFO)
+            return
+        if not mismatch:
+            return  # it answers the latest request of that id (WS103 reports a reuse within one client)
+        if fits:
+            ctx.report(self, rec.seq, f"{t} to msg_id {pid}, which {len(shared)} requests used ({used}): it fits "
+                       f"seq {fits[-1].seq}, but a client cannot tell which request it answers", rec=rec,
+                       related=related)
+        else:
+            ctx.report(self, rec.seq, f"{t} to msg_id {pid}, which {len(shared)} requests used ({used}), none a "
+                       f"{want} on {rec.channel.value}", rec=rec, related=related)
+
+
+def _fits_channel(rec: Any, t: str, req: Any) -> bool:
+    return rec.channel is req.channel or (t == "shutdown_reply" and rec.channel is IOPUB)
 
 
 KERNEL_STATES = frozenset({"busy", "idle", "starting"})
