@@ -18,10 +18,13 @@ are its own), variants rotated over rounds, medians and ratios from one run:
 
   read        the lines alone (binary file iteration)
   parse       open_session(): lines -> records
-  rebuild     + Timeline(history=False).feed, then the final-state query
-  history     + Timeline(history=True).feed
-  query       (inside `rebuild`) tl.states() at the end + the state document
-  memory      peak RSS of `rebuild` (and `history`) on 250k vs 1M messages
+  parse_lean  open_session(lean=True): lines -> lean message records (session/lean.py)
+  rebuild     open_session() + Timeline(history=False).feed, then the final-state query
+  lean        open_session(lean=True) + Timeline(history=False).feed, then the
+              final-state query: the end-to-end path for a final state (issue 3)
+  history     open_session() + Timeline(history=True).feed
+  query       (inside `rebuild`/`lean`) tl.states() at the end + the state document
+  memory      peak RSS of `rebuild`, `lean` and `history` on 250k vs 1M messages
 
 `--baseline DIR` adds the same steps run against another widgetspy tree
 (e.g. `git archive HEAD widgetspy | tar -x -C /tmp/base`), side by side.
@@ -48,7 +51,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 GEN_VERSION = 1  # bump when the generator changes (invalidates the cache)
-STEPS = ("read", "parse", "rebuild", "history")
+STEPS = ("read", "parse", "parse_lean", "rebuild", "lean", "history")
+LEAN_STEPS = ("parse_lean", "lean")  # need open_session(lean=True); a --baseline tree without it runs them full
 
 # ---------------------------------------------------------------- the session
 
@@ -314,7 +318,14 @@ def session_file(messages: int, seed: int = 7) -> Path:
 def child(step: str, path: Path) -> dict:
     import gc
 
-    from widgetspy.session import MessageRecord, open_session
+    import inspect
+
+    from widgetspy.session import EventRecord, UnparsedRecord, open_session
+
+    def lean_option(step: str) -> dict:
+        if step in LEAN_STEPS and "lean" in inspect.signature(open_session).parameters:
+            return {"lean": True}
+        return {}
 
     out: dict = {}
     gc.collect()
@@ -325,18 +336,18 @@ def child(step: str, path: Path) -> dict:
             for _line in fh:
                 n += 1
         out["lines"] = n
-    elif step == "parse":
+    elif step in ("parse", "parse_lean"):
         n = 0
-        for rec in open_session(path):
-            if rec.__class__ is MessageRecord:
+        for rec in open_session(path, **lean_option(step)):
+            if rec.__class__ is not EventRecord and rec.__class__ is not UnparsedRecord:  # messages, lean or not
                 n += 1
         out["messages"] = n
-    elif step in ("rebuild", "history"):
+    elif step in ("rebuild", "lean", "history"):
         from widgetspy.timeline import Side, Timeline, state_document
 
         tl = Timeline(history=step == "history")
         feed = tl.feed
-        for rec in open_session(path):
+        for rec in open_session(path, **lean_option(step)):
             feed(rec)
         out["messages"] = tl.messages
         t1, c1 = time.perf_counter(), time.process_time()
@@ -410,17 +421,17 @@ def main() -> int:
     # memory: the same rebuild on the short session
     mem: dict[str, dict] = {}
     for v, src in variants:
-        for step in [s for s in ("rebuild", "history") if s in steps]:
+        for step in [s for s in ("rebuild", "lean", "history") if s in steps]:
             res = run_child(src, step, small)
             mem[f"{v}:{step}"] = {"small": res["maxrss_mib"],
                                   "big": statistics.median(x["maxrss_mib"] for x in runs[f"{v}:{step}"])}
 
     # the results must agree between variants
-    for step in ("rebuild", "history"):
-        seen = {(x["models"], x["checksum"], x["buffers"], x["disagree"]) for v, _ in variants
+    for group in (("rebuild", "lean"), ("history",)):
+        seen = {(x["models"], x["checksum"], x["buffers"], x["disagree"]) for v, _ in variants for step in group
                 for x in runs.get(f"{v}:{step}", [])}
         if len(seen) > 1:
-            print(f"WARNING: {step} results differ between variants/rounds: {seen}")
+            print(f"WARNING: {'/'.join(group)} results differ between variants/rounds/steps: {seen}")
 
     # Both clocks: wall time is what a user waits; CPU time (process_time) is
     # what the code costs, and drifts less when other jobs share the 2 cores.
@@ -437,9 +448,10 @@ def main() -> int:
             summary[f"{step}_{clock}"] = row
             ratio = f"   ×{row['new'] / row['base']:.2f}" if "base" in row else ""
             print(f"{step:<18}" + "".join(f"{row[v]:>16,.0f}" for v, _ in variants) + ratio)
-        if "rebuild" in steps:
+        qstep = "lean" if "lean" in steps else "rebuild"
+        if qstep in steps:
             qkey = "query_s" if clock == "wall" else "query_cpu_s"
-            row = {v: statistics.median(x[qkey] for x in runs[f"{v}:rebuild"]) * 1e3 for v, _ in variants}
+            row = {v: statistics.median(x[qkey] for x in runs[f"{v}:{qstep}"]) * 1e3 for v, _ in variants}
             summary[f"query_ms_{clock}"] = row
             ratio = f"   ×{row['base'] / row['new']:.2f} (base/new time)" if "base" in row else ""
             print(f"{'final-state query (ms)':<18}" + "".join(f"{row[v]:>16,.0f}" for v, _ in variants) + ratio)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator
 
 from .format import SessionDecoder, SessionFormatError, SessionReadError, encode_header, encode_record
+from .lean import decode_lean_record
 from .records import Record, SessionHeader
 
 
@@ -90,12 +91,15 @@ class SessionFile:
     Streamed records carry their binary buffers still encoded (`EncodedBuffers`):
     they are decoded and checked when first used, and a corrupt one raises
     SessionReadError then. `lazy_buffers=False` checks them as each line is read.
+    `lean=True` yields `LeanMessageRecord`s for message lines (session/lean.py:
+    what the timeline reads, for a final state only).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, lazy_buffers: bool = True):
+    def __init__(self, path: str | os.PathLike[str], *, lazy_buffers: bool = True, lean: bool = False):
         self.path = Path(path)
         self.warnings: list[str] = []
-        self._decoder = SessionDecoder(str(self.path), lazy_buffers=lazy_buffers)
+        self._decoder = SessionDecoder(str(self.path), lazy_buffers=lazy_buffers,
+                                       decode=decode_lean_record if lean else None)
         try:
             self._fh: IO[bytes] = _open(self.path)
             first = self._fh.readline()
@@ -115,32 +119,20 @@ class SessionFile:
         self.header: SessionHeader = self._decoder.header
 
     def __iter__(self) -> Iterator[Record]:
-        readline = self._fh.readline
-        feed = self._decoder.feed
         try:
-            while True:
-                try:
-                    line = readline()
-                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                    self.warnings.append(
-                        f"{self.path}: compressed data ends early ({_why(exc)}); "
-                        f"read {self._decoder.lineno} lines"
-                    )
-                    return
-                if not line:
-                    return
-                try:
-                    rec = feed(line)
-                except SessionFormatError as exc:
-                    if not line.endswith(b"\n"):
-                        self.warnings.append(
-                            f"{self.path}: last line {self._decoder.lineno} is truncated "
-                            f"({len(line)} bytes), ignored"
-                        )
-                        return
-                    raise SessionReadError(f"{self.path}: {exc}") from None
-                if rec is not None:
-                    yield rec
+            yield from self._decoder.records(self._fh)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            self.warnings.append(
+                f"{self.path}: compressed data ends early ({_why(exc)}); read {self._decoder.lineno} lines"
+            )
+        except SessionFormatError as exc:
+            line = getattr(exc, "line", b"\n")
+            if not line.endswith(b"\n"):
+                self.warnings.append(
+                    f"{self.path}: last line {self._decoder.lineno} is truncated ({len(line)} bytes), ignored"
+                )
+                return
+            raise SessionReadError(f"{self.path}: {exc}") from None
         finally:
             self._fh.close()
 
@@ -148,9 +140,10 @@ class SessionFile:
         self._fh.close()
 
 
-def open_session(path: str | os.PathLike[str], *, lazy_buffers: bool = True) -> SessionFile:
-    """Stream a session's records (buffers decoded on first use, see SessionFile)."""
-    return SessionFile(path, lazy_buffers=lazy_buffers)
+def open_session(path: str | os.PathLike[str], *, lazy_buffers: bool = True, lean: bool = False) -> SessionFile:
+    """Stream a session's records (buffers decoded on first use, see SessionFile;
+    `lean=True`: message lines as `LeanMessageRecord`s, for Timeline(history=False))."""
+    return SessionFile(path, lazy_buffers=lazy_buffers, lean=lean)
 
 
 def read_session(path: str | os.PathLike[str]) -> tuple[SessionHeader, list[Record], list[str]]:

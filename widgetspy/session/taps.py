@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
+from .lean import LeanMessageRecord
 from .records import MessageRecord, Record, UnparsedRecord
 
 ZMQ = "zmq"
 WS = "ws"
 PREFERENCE = (ZMQ, WS)  # which tap's copy one-tap consumers read, best first
+_TAPPED = (MessageRecord, LeanMessageRecord, UnparsedRecord)  # the records that came through a tap
 
 
 def preferred_tap(taps: Sequence[str]) -> str | None:
@@ -36,14 +38,14 @@ def prefer_tap(records: Iterable[Record], taps: Sequence[str] | None = None) -> 
     """
     if taps is None:
         records = list(records)
-        taps = sorted({r.tap for r in records if isinstance(r, (MessageRecord, UnparsedRecord))},
+        taps = sorted({r.tap for r in records if isinstance(r, _TAPPED)},
                       key=lambda t: PREFERENCE.index(t) if t in PREFERENCE else 99)
     if len(taps) < 2:
         yield from records
         return
     keep = preferred_tap(taps)
     for rec in records:
-        if isinstance(rec, (MessageRecord, UnparsedRecord)) and rec.tap != keep:
+        if isinstance(rec, _TAPPED) and rec.tap != keep:
             continue
         yield rec
 

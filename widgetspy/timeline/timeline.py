@@ -30,6 +30,7 @@ from typing import Any, Iterable
 from ..codec.jsontext import JSONTextError, dumps
 from ..message import COMM_MSG_TYPES, CONTROL_TARGET, WIDGET_TARGET, Channel, Direction, widget_view_model_id
 from ..session.format import EncodedBuffers
+from ..session.lean import LeanMessageRecord
 from ..session.records import (
     KERNEL_EXITED,
     KERNEL_RESTARTED,
@@ -90,15 +91,20 @@ class Timeline:
 
     # ================================================================ feeding
 
-    def feed(self, rec: Record) -> None:
+    def feed(self, rec: Record | LeanMessageRecord) -> None:
         """Take the next record of the session (records must come in seq order
-        and must not be changed afterwards)."""
+        and must not be changed afterwards). A `LeanMessageRecord`
+        (`open_session(path, lean=True)`) counts as a MessageRecord: it has the
+        same attributes and accessors."""
         self.records += 1
-        if rec.seq > self.last_seq:
-            self.last_seq = rec.seq
-        if rec.t > self.last_t:
-            self.last_t = rec.t
-        if rec.__class__ is MessageRecord or isinstance(rec, MessageRecord):
+        seq = rec.seq
+        if seq > self.last_seq:
+            self.last_seq = seq
+        t = rec.t
+        if t > self.last_t:
+            self.last_t = t
+        cls = rec.__class__
+        if cls is LeanMessageRecord or cls is MessageRecord or isinstance(rec, MessageRecord):
             self.messages += 1
             if rec.direction is Direction.TO_FRONTEND:
                 self._from_kernel(rec)
@@ -220,18 +226,23 @@ class Timeline:
                             msg.msg_id, cause)
             self._pending[msg.msg_id or f"@{rec.seq}"] = rec
             return
-        if not isinstance(comm, Model):
+        if comm.__class__ is not Model and not isinstance(comm, Model):
             return
-        self._count(comm, method)
+        counts = comm.update_count
+        counted = method or "?"
+        counts[counted] = counts.get(counted, 0) + 1
         if method == "update":
             state = self._state_of(rec, cid)
             if state is None:
                 self._problem(rec.seq, "front-end update without a state dict", cid)
                 return
+            msg_id = msg.msg_id
+            expected_echo = comm.expected_echo
+            echo_id = msg_id or ""
             for key in state:
-                comm.expected_echo[key] = msg.msg_id or ""
+                expected_echo[key] = echo_id
             self._apply(comm, (Side.FRONTEND,), ChangeKind.UPDATE, state, rec, rec.seq, rec.t, cause)
-            self._pending[msg.msg_id or f"@{rec.seq}"] = rec
+            self._pending[msg_id or f"@{rec.seq}"] = rec
         elif method == "custom":
             self._custom(comm, rec, cause)
 
@@ -247,7 +258,7 @@ class Timeline:
         comm = self._comms.get(cid)
         if comm is None:
             return
-        cause = self.causes.get(msg_id)
+        cause = self.causes.get(msg_id) if self.history else None  # (only the change log names it)
         msg_type = msg.msg_type
         if msg_type == "comm_open":
             comm.opened[Side.KERNEL] = seq
@@ -269,7 +280,11 @@ class Timeline:
 
     def _from_kernel(self, rec: MessageRecord) -> None:
         msg = rec.msg
-        ep = self._kernel_epoch(rec)
+        # the epoch: the common case (same kernel session, still alive) inline
+        session = msg.session
+        ep = self.epochs[-1] if self.epochs else None
+        if ep is None or ep.end_seq is not None or (session and session != ep.kernel_session):
+            ep = self._kernel_epoch(rec)
         parent = msg.parent_id
         if parent in self._pending:
             self._kernel_processes(parent, rec.seq, rec.t)
@@ -322,19 +337,25 @@ class Timeline:
                 self._problem(rec.seq, f"kernel comm_msg {method or ''} on unknown comm".rstrip(), cid)
                 return
             comm = self._adopt(cid, ep, rec, BOTH_SIDES)
-        if not isinstance(comm, Model):
+        if comm.__class__ is not Model and not isinstance(comm, Model):
             return
-        self._count(comm, method)
+        counts = comm.update_count
+        counted = method or "?"
+        counts[counted] = counts.get(counted, 0) + 1
         if method == "update":
             state = self._state_of(rec, cid)
             if state is None:
                 self._problem(rec.seq, "kernel update without a state dict", cid)
                 return
-            comm.learn_class(state)
-            sides = self._open_sides(comm)
+            if comm.view_module is None and "_model_name" in state:
+                comm.learn_class(state)
+            sides = BOTH_SIDES if not comm.closed and len(comm.opened) == 2 else self._open_sides(comm)
             if cause is not None and cause.method == "request_state" and cause.comm_id == cid:
                 self._apply(comm, sides, ChangeKind.RESYNC, state, rec, rec.seq, rec.t, cause, replace=True,
                             note="request_state reply")
+                return
+            if not self.history:
+                self._apply_state_only(comm, sides, state, False)
                 return
             note = ""
             if cause is not None and cause.direction is Direction.TO_KERNEL and cause.msg_type == "comm_msg":
@@ -356,14 +377,15 @@ class Timeline:
         # front-end: drop the keys for which a newer echo of its own is awaited
         kept: dict[str, Any] = {}
         ignored: list[str] = []
+        expected_echo = model.expected_echo
         for key, value in state.items():
-            expected = model.expected_echo.get(key)
+            expected = expected_echo.get(key)
             if expected is None:
                 kept[key] = value
             elif expected != parent:
                 ignored.append(key)
             else:
-                del model.expected_echo[key]
+                del expected_echo[key]
                 kept[key] = value
         seen_parent = cause is not None and cause.direction is Direction.TO_KERNEL
         if Side.FRONTEND in model.opened and Side.FRONTEND not in model.closed:
@@ -454,7 +476,7 @@ class Timeline:
     def _state_of(self, rec: MessageRecord, cid: str, *, report: bool = True) -> dict[str, Any] | None:
         problems: list[str] = []
         state = widget_data.widget_state(rec.msg, problems)
-        if report:
+        if report and problems:
             for p in problems:
                 self._problem(rec.seq, p, cid)
         return state
@@ -521,7 +543,16 @@ class Timeline:
         count = len(sides)
         if count == 2:
             a, b = states[sides[0]], states[sides[1]]
-            if a is b or _same_olds(a, b, new, replace):
+            if a is b:
+                count = 1
+            elif not replace:  # (_same_olds inline: the common kernel update)
+                for key in new:
+                    x, y = a.get(key, MISSING), b.get(key, MISSING)
+                    if x is not y and not x == y:
+                        break
+                else:
+                    count = 1
+            elif _same_olds(a, b, new, replace):
                 count = 1
         for side in sides:
             if replace:
