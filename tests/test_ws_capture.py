@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from widgetspy.codec.wsframes import V1_PROTOCOL, encode
 from widgetspy.inspectors import Checker
 from widgetspy.inspectors.rules.both_taps import IopubDropped, ReconnectState
-from widgetspy.inspectors.taps import TwoTapChecker, checker_for
 from widgetspy.message import Channel, Direction, Message
-from widgetspy.proxy.ws_capture import WsCapture, kernel_id_from_path, redact
+from widgetspy.proxy.ws_capture import WsCapture, kernel_id_from_path, redact, redact_url, request_secrets
 from widgetspy.session.merge import merge_parts
 from widgetspy.session.records import EventRecord, MessageRecord, SessionHeader, UnparsedRecord
 from widgetspy.session.taps import correlate, prefer_tap
@@ -93,7 +94,7 @@ def _drop_session():
 
 
 def test_iopub_dropped_counts_per_comm_with_the_gap():
-    checker = Checker(rules=[IopubDropped()])
+    checker = Checker(rules=[IopubDropped()], taps=["zmq", "ws"])
     findings = checker.check(_drop_session())
     (f,) = findings
     assert f.rule_id == "WS601" and f.model_id == "c1"
@@ -101,13 +102,15 @@ def test_iopub_dropped_counts_per_comm_with_the_gap():
 
 
 def test_two_tap_checker_feeds_one_tap_rules_the_zmq_copy():
-    base = Checker(select=["WS1"])
-    assert checker_for(base, ["zmq"]) is base
-    two = checker_for(base, ["zmq", "ws"])
-    assert isinstance(two, TwoTapChecker)
+    one = Checker(select=["WS1", "WS6"], taps=["zmq"])
+    assert [r.id for r in one.left_out] == ["WS601", "WS602"] and not any(r.both_taps for r in one.rules)
+    assert one.check(_drop_session()) == []  # on one tap the WS6xx rules do not run
+    two = Checker(select=["WS1", "WS6"], taps=["zmq", "ws"])
+    assert not two.left_out and {"WS601", "WS602"} <= {r.id for r in two.rules}
     two.check(_drop_session())
     assert [f.rule_id for f in two.findings if f.rule_id.startswith("WS6")] == ["WS601"]
-    assert two.ctx.messages == 6  # the one-tap checker saw the zmq copies only
+    assert two.ctx.messages == 6  # the context and the one-tap rules saw the zmq copies only
+    assert not [f for f in two.findings if f.rule_id == "WS103"]  # the ws copies repeat no msg_id for them
 
 
 def test_reconnect_while_busy_loses_messages_and_state_is_refetched():
@@ -135,7 +138,153 @@ def test_reconnect_while_busy_loses_messages_and_state_is_refetched():
     add(MessageRecord(next(seq), 7.0, "ws", Direction.TO_FRONTEND, Channel.IOPUB,
                       msg("us", "comm_msg", parent="rs", comm_id="ctl", data={"method": "update_states",
                                                                               "states": {"w1": {}}})))
-    (f,) = Checker(rules=[ReconnectState()]).check(R)
+    (f,) = Checker(rules=[ReconnectState()], taps=["zmq", "ws"]).check(R)
     assert f.rule_id == "WS602" and f.severity.label == "warning"
     assert "new session_id while the kernel was busy: 1 kernel message" in f.message
     assert "later than the front-end's 4000 ms timeout" in f.message
+
+
+# ---------------------------------------------------------------------------------------- real proxy, real server
+
+
+def _jupyter_server(tmp_path, token):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from widgetspy.proxy.web import free_port, server_argv, wait_http
+
+    port = free_port()
+    argv = server_argv([str(Path(sys.executable).parent / "jupyter-server"), "--allow-root",
+                        f"--ServerApp.root_dir={tmp_path}"], port, token)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_http(f"http://127.0.0.1:{port}/api", 60, proc, "jupyter-server")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _api(url, method="GET", headers=None, body=None):
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(180)
+def test_real_proxy_never_writes_the_server_token_or_cookies(tmp_path):
+    """Token in the URL, the Authorization header, a cookie and a message: none of it reaches the session
+    (SIGINT of mitmdump: what was queued is written)."""
+    import signal
+    import uuid
+
+    from websockets.sync.client import connect
+
+    from widgetspy.codec.wsframes import decode, encode_v1
+    from widgetspy.proxy.web import WsProxy, new_token
+    from widgetspy.session import read_session
+
+    token, xsrf = new_token(), uuid.uuid4().hex
+    server, upstream = _jupyter_server(tmp_path, token)
+    out = tmp_path / "taps"
+    proxy = WsProxy(upstream, out).start()
+    auth = {"Authorization": f"token {token}", "Cookie": f"_xsrf={xsrf}; other=plain"}
+    try:
+        kid = _api(f"{proxy.url}/api/kernels?token={token}", "POST", {**auth, "X-XSRFToken": xsrf}, b"{}")["id"]
+        ws_url = f"{proxy.url.replace('http', 'ws')}/api/kernels/{kid}/channels?session_id=s1&token={token}"
+        code = f"secret = {token!r}\nprint('token=' + secret, secret[::-1][::-1])"
+        msg = Message({"msg_id": "exec-1", "msg_type": "execute_request", "session": "s1", "username": "u",
+                       "date": "2026-01-01T00:00:00Z", "version": "5.4"}, {}, {},
+                      {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                       "allow_stdin": False, "stop_on_error": True})
+        with connect(ws_url, subprotocols=[V1_PROTOCOL], additional_headers=auth, open_timeout=60) as ws:
+            ws.send(encode_v1(msg, "shell"))
+            seen = set()
+            while not {"execute_reply", "stream"} <= seen or "idle" not in seen:
+                m = decode(ws.recv(timeout=60), False, V1_PROTOCOL).message
+                if m.parent_header.get("msg_id") == "exec-1":
+                    seen.add(m.msg_type)
+                    if m.msg_type == "status" and m.content.get("execution_state") == "idle":
+                        seen.add("idle")
+        _api(f"{proxy.url}/api/kernels/{kid}", "DELETE", {**auth, "X-XSRFToken": xsrf})
+        proxy.proc.send_signal(signal.SIGINT)  # mitmdump's own shutdown: the addon's done() writes what is queued
+        proxy.proc.wait(30)
+    finally:
+        proxy.stop()
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    files = list(out.glob("*.jsonl"))
+    assert len(files) == 1
+    raw = files[0].read_bytes()
+    for secret in (token, xsrf):
+        assert secret.encode() not in raw
+    header, records, warnings = read_session(files[0])
+    assert not warnings and header.recorder["kernel_id"] == kid
+    msgs = [r for r in records if isinstance(r, MessageRecord)]
+    mine = [r for r in msgs if r.msg.msg_id == "exec-1" or r.msg.parent_header.get("msg_id") == "exec-1"]
+    assert {"execute_request", "execute_reply", "stream", "status"} <= {r.msg_type for r in mine}
+    assert "[redacted]" in next(r for r in mine if r.msg_type == "execute_request").msg.content["code"]
+    connected = next(r for r in records if isinstance(r, EventRecord) and r.event == "ws_connected")
+    assert connected.data["path"].endswith(("token=REDACTED", "token=[redacted]"))
+    assert records[-1].event == "ws_recording_stopped" and records[-1].data["messages"] == len(msgs)
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
+
+
+def test_request_secrets_and_upstream_redaction():
+    headers = [("Authorization", "token 0123456789abcdef"), ("Cookie", '_xsrf="2|abcdef12|3456"; theme=dark'),
+               ("Host", "localhost:8888")]
+    assert request_secrets("/lab?token=tttttttttt&x=1", headers) == ["tttttttttt", "0123456789abcdef", "2|abcdef12|3456"]
+    assert request_secrets("/api/kernels", [("authorization", "Bearer short")]) == []
+    assert redact_url("http://me:pw@host:8888/base?token=abc") == "http://REDACTED@host:8888/base?token=REDACTED"
+
+
+def test_show_counts_a_two_tap_message_once_with_per_tap_copies(tmp_path):
+    """A merged session: each message on both taps (a request the browser sent first, kernel replies and
+    an IOPub message the ZMQ tap saw first and two browser tabs got), plus one message only the browser saw."""
+    from click.testing import CliRunner
+
+    from widgetspy.cli.show import show
+    from widgetspy.session.files import SessionWriter
+    from widgetspy.summary import summarize
+
+    def rec(seq, tap, d, ch, m):
+        return MessageRecord(seq, seq / 10, tap, d, ch, m)
+
+    K, F = Direction.TO_KERNEL, Direction.TO_FRONTEND
+    req, reply = msg("r1", "execute_request"), msg("r2", "execute_reply", "r1")
+    upd, ws_only = msg("u1", "comm_msg", "r1", comm_id="c"), msg("w1", "comm_msg", comm_id="c")
+    records = [
+        rec(1, "ws", K, Channel.SHELL, req), rec(2, "zmq", K, Channel.SHELL, req),
+        rec(3, "zmq", F, Channel.IOPUB, upd), rec(4, "ws", F, Channel.IOPUB, upd), rec(5, "ws", F, Channel.IOPUB, upd),
+        rec(6, "zmq", F, Channel.SHELL, reply), rec(7, "ws", F, Channel.SHELL, reply),
+        rec(8, "ws", K, Channel.SHELL, ws_only),
+        EventRecord(9, 1.0, "ws_closed", {}),
+    ]
+    header = _hdr(["zmq", "ws"], 0.0)
+    s = summarize(header, records)
+    assert s.messages == 4 and s.on_both == 3 and s.by_tap == {"zmq": 3, "ws": 5}
+    assert s.by_type[("comm_msg", F)] == 1 and s.by_type[("comm_msg", K)] == 1 and s.by_type[("execute_request", K)] == 1
+    assert sum(s.by_channel.values()) == 4
+    assert summarize(_hdr(["zmq"], 0.0), [r for r in records if getattr(r, "tap", "zmq") == "zmq"]).messages == 3
+
+    path = tmp_path / "two.jsonl"
+    with SessionWriter(path, header) as w:
+        w.write_many(records)
+    result = CliRunner().invoke(show, [str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "4 messages" in result.output
+    assert "message copies per tap: zmq 3, ws 5" in result.output and "3 message(s) seen on both" in result.output
+
+
+def test_literal_only_buffer_redaction():
+    from widgetspy.proxy.redact import Redactor
+
+    red = Redactor.for_recording(None, ["0123456789abcdef"], buffers="literals", environ={})
+    m = Message({"msg_id": "a", "msg_type": "comm_msg"}, {}, {}, {"note": "token=abcdefghij"},
+                [b"xx0123456789abcdefyy", b"token=not-scanned-here"])
+    data, (written,) = red.encode([MessageRecord(1, 0.0, "ws", Direction.TO_KERNEL, Channel.SHELL, m)])
+    assert b"0123456789abcdef" not in data and b"abcdefghij" not in data
+    assert written.msg.buffers[0] == b"xx[redacted]yy"
+    clean = Message({"msg_id": "b", "msg_type": "comm_msg"}, {}, {}, {}, [b"token=kept"])
+    assert red.encode([MessageRecord(2, 0.0, "ws", Direction.TO_KERNEL, Channel.SHELL, clean)])[1][0].msg.buffers == [b"token=kept"]

@@ -1,6 +1,15 @@
 """What `widgetspy show` prints: a summary of a session, built from its records.
 
-Sans-IO: feed records with `add`, read the fields.
+Sans-IO: feed records with `add`, then `finish()` (`summarize` does both), read the fields.
+
+A session with two taps holds most messages twice (the kernel's copy, `tap:
+"zmq"`, and the browser's, `tap: "ws"`, with the same msg_id). Every total,
+channel, type and model count here counts a message once: the preferred tap's
+copy (`session.taps.preferred_tap`, ZMQ) is counted, a copy on another tap with
+a msg_id the preferred tap also has is only counted in `by_tap`, and a message seen only on
+the other tap (e.g. one the server never passed on) is counted at `finish()`.
+`by_tap` has every copy per tap, `on_both` the messages seen on both. (An
+IOPub message that went to two browser tabs is one message with three copies.)
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from dataclasses import dataclass, field
 
 from .message import WIDGET_TARGET, Channel, Direction
 from .session.records import EventRecord, MessageRecord, Record, SessionHeader, UnparsedRecord
+from .session.taps import preferred_tap
 
 
 @dataclass
@@ -42,6 +52,17 @@ class SessionSummary:
     events: list[EventRecord] = field(default_factory=list)
     clients: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    by_tap: Counter = field(default_factory=Counter)  # tap -> message records (every copy)
+    on_both: int = 0  # messages seen on the preferred tap and on another one
+    # two taps: msg_ids counted from the preferred tap (-> seen on another tap too), and
+    # other taps' records whose msg_id the preferred tap has not shown (yet), by msg_id
+    _primary: str | None = field(default=None, repr=False)
+    _seen: dict = field(default_factory=dict, repr=False)
+    _pending: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.header.taps) > 1:
+            self._primary = preferred_tap(self.header.taps)
 
     def add(self, rec: Record) -> None:
         self.records += 1
@@ -53,7 +74,40 @@ class SessionSummary:
         elif isinstance(rec, UnparsedRecord):
             self.unparsed.append(rec)
         else:
+            self.by_tap[rec.tap] += 1
+            if self._primary is None:
+                self._message(rec)
+            else:
+                self._two_taps(rec)
+
+    def _two_taps(self, rec: MessageRecord) -> None:
+        mid = rec.msg.msg_id
+        if not isinstance(mid, str):
+            self._message(rec)  # cannot be paired: counted as it comes
+            return
+        if rec.tap == self._primary:
+            paired = self._seen.get(mid, False)
+            if self._pending.pop(mid, None) is not None:  # its other copy came first (browser -> kernel)
+                if not paired:
+                    self.on_both += 1
+                paired = True
+            self._seen[mid] = paired
             self._message(rec)
+        elif mid in self._seen:  # a copy of a message already counted
+            if not self._seen[mid]:
+                self._seen[mid] = True
+                self.on_both += 1
+        else:  # not (yet) seen on the preferred tap
+            self._pending.setdefault(mid, []).append(rec)
+
+    def finish(self) -> "SessionSummary":
+        """Count the messages seen only on a non-preferred tap. Call once, after the last `add`."""
+        pending, self._pending = self._pending, {}
+        for recs in sorted(pending.values(), key=lambda rs: rs[0].seq):
+            for rec in recs:
+                self._message(rec)
+        self._seen.clear()
+        return self
 
     def _message(self, rec: MessageRecord) -> None:
         msg = rec.msg
@@ -92,4 +146,4 @@ def summarize(header: SessionHeader, records: "list[Record] | object") -> Sessio
     summary = SessionSummary(header)
     for rec in records:  # type: ignore[attr-defined]
         summary.add(rec)
-    return summary
+    return summary.finish()

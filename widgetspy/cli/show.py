@@ -58,6 +58,10 @@ def render(console: Console, path: str, s: SessionSummary, top: int = 15) -> Non
         f"{s.buffers} binary buffers ({_size(s.buffer_bytes)}) · {len(s.clients)} client(s) · "
         f"{len(s.unparsed)} unparsed frame(s)"
     )
+    if len(h.taps) > 1 or len(s.by_tap) > 1:
+        # each message is counted once above (the ZMQ copy when there is one); here every copy, per tap
+        per_tap = ", ".join(f"{tap} {s.by_tap[tap]}" for tap in [*h.taps, *sorted(set(s.by_tap) - set(h.taps))])
+        console.print(f"[bold]taps[/]     message copies per tap: {per_tap} · {s.on_both} message(s) seen on both")
 
     chans = Table(title="messages by channel", title_justify="left")
     chans.add_column("channel")

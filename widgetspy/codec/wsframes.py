@@ -35,6 +35,8 @@ from .jsontext import JSONTextError, dumps, loads
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 WS_CHANNELS = frozenset({"shell", "iopub", "stdin", "control"})
 _CHANNELS = {c: Channel(c) for c in WS_CHANNELS}
+_CHANNELS_BY_BYTES = {c.encode("ascii"): Channel(c) for c in WS_CHANNELS}
+_V1_TABLES: dict[int, struct.Struct] = {}  # offset table layout by part count
 _PARTS = ("header", "parent_header", "metadata", "content")
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct(">I")
@@ -94,18 +96,30 @@ def decode_v1(data: bytes | bytearray | memoryview) -> WsMessage:
         raise WsFrameError(f"v1 offset_number {n} < 6 (channel, four dicts and the end need 6)")
     if n > MAX_PARTS or 8 * (n + 1) > size:
         raise WsFrameError(f"v1 offset_number {n} needs a {8 * (n + 1)}-byte offset table; frame is {size} bytes")
-    offsets = struct.unpack_from(f"<{n}Q", view, 8)
-    _check_offsets(offsets, 8 * (n + 1), size, "v1")
-    if offsets[-1] != size:
+    table = _V1_TABLES.get(n)
+    if table is None:
+        table = struct.Struct(f"<{n}Q")
+        if n <= 64:
+            _V1_TABLES[n] = table
+    offsets = table.unpack_from(view, 8)
+    # the common case in one comparison: starts right after the table, never decreases, ends at the frame's end
+    if not (offsets[0] == 8 * (n + 1) and offsets[-1] == size and list(offsets) == sorted(offsets)):
+        _check_offsets(offsets, 8 * (n + 1), size, "v1")
         raise WsFrameError(f"v1 last offset {offsets[-1]} != frame length {size}")
-    raw_channel = bytes(view[offsets[0] : offsets[1]])
-    channel = _channel(raw_channel)
-    dicts = []
+    channel = _CHANNELS_BY_BYTES.get(bytes(view[offsets[0] : offsets[1]]))
+    if channel is None:
+        channel = _channel(bytes(view[offsets[0] : offsets[1]]))  # raises, with the reason
     strict = True
-    for i, name in enumerate(_PARTS, start=1):
-        value, ok = _json_dict(view[offsets[i] : offsets[i + 1]], name)
-        dicts.append(value)
-        strict = strict and ok
+    try:  # the fast path: four strict JSON objects
+        dicts = [orjson.loads(view[offsets[i] : offsets[i + 1]]) for i in (1, 2, 3, 4)]
+        if not all(type(d) is dict for d in dicts):
+            raise TypeError
+    except (orjson.JSONDecodeError, TypeError):  # NaN/Infinity, not JSON, not an object: say which part
+        dicts = []
+        for i, name in enumerate(_PARTS, start=1):
+            value, ok = _json_dict(view[offsets[i] : offsets[i + 1]], name)
+            dicts.append(value)
+            strict = strict and ok
     buffers = [bytes(view[offsets[i] : offsets[i + 1]]) for i in range(5, n - 1)]
     return WsMessage(channel, Message(dicts[0], dicts[1], dicts[2], dicts[3], buffers), strict, "v1")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from ..codec.wsframes import V1_PROTOCOL, WsFrameError, decode, preview
@@ -41,6 +41,38 @@ def kernel_id_from_path(path: str) -> str | None:
 def redact(path: str) -> str:
     """A URL path with query secrets (token=, _xsrf=) replaced by REDACTED."""
     return _SECRET_QUERY.sub(r"\1REDACTED", path)
+
+
+def redact_url(url: str) -> str:
+    """An upstream URL without user:password@ and with query secrets redacted."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        url = parts._replace(netloc="REDACTED@" + parts.netloc.rpartition("@")[2]).geturl()
+    return redact(url)
+
+
+MIN_SECRET = 8  # shorter values are not taken for secrets (they would redact common words)
+
+
+def request_secrets(path: str, headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The credentials an HTTP request carries: ``token=``/``_xsrf=``/``access_token=`` query values,
+    the credential of ``Authorization: token|bearer|basic X``, every cookie value. The websocket tap
+    redacts them wherever they would otherwise be written."""
+    out: list[str] = []
+    query = urlsplit(path).query
+    if query:
+        for name, values in parse_qs(query).items():
+            if name.lower() in ("token", "_xsrf", "access_token"):
+                out.extend(values)
+    for name, value in headers:
+        name = name.lower()
+        if name == "authorization":
+            scheme, _, cred = value.strip().partition(" ")
+            out.append(cred.strip() if cred else scheme)
+        elif name == "cookie":
+            for pair in value.split(";"):
+                out.append(pair.partition("=")[2].strip().strip('"'))
+    return [s for s in dict.fromkeys(out) if len(s) >= MIN_SECRET]
 
 
 def session_id_from_path(path: str) -> str | None:

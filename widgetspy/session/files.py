@@ -67,6 +67,10 @@ class SessionWriter:
         if chunk:
             self._write(b"".join(chunk))
 
+    def write_bytes(self, data: bytes) -> None:
+        """Write encoded lines as they are (complete lines only: e.g. a redactor's output)."""
+        self._write(data)
+
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:

@@ -59,9 +59,38 @@ def encode_buffer(buf: bytes) -> dict[str, Any]:
     }
 
 
+def _buffer_json(buf: bytes | bytearray | memoryview) -> bytes:
+    """One `buffers` entry as JSON bytes, the same bytes `orjson.dumps(encode_buffer(buf))` gives.
+
+    Base64 and hex digits need no JSON escaping, so the entry is spliced
+    together: no str copy of the base64 text, and orjson never scans it (a 1 MiB
+    buffer is 1.4 MB of base64)."""
+    return b'{"size":%d,"sha256":"%s","data":"%s"}' % (
+        len(buf), hashlib.sha256(buf).hexdigest().encode("ascii"), binascii.b2a_base64(buf, newline=False))
+
+
 def encode_record(rec: Record) -> bytes:
     if isinstance(rec, MessageRecord):
         m = rec.msg
+        if m.buffers and rec.strict_json:
+            # the line without its buffers, then the buffers spliced in: same bytes as the general path
+            head = orjson.dumps({
+                "seq": rec.seq,
+                "t": round(rec.t, 6),
+                "type": "msg",
+                "tap": rec.tap,
+                "dir": rec.direction,  # str enums: orjson writes their value
+                "channel": rec.channel,
+                "peer": rec.peer,
+                "msg": {
+                    "header": m.header,
+                    "parent_header": m.parent_header,
+                    "metadata": m.metadata,
+                    "content": m.content,
+                },
+            })
+            return b"".join((head[:-1], b',"buffers":[', b",".join([_buffer_json(b) for b in m.buffers]),
+                             b'],"frames":%d,"bytes":%d}\n' % (rec.frames, rec.size)))
         obj: dict[str, Any] = {
             "seq": rec.seq,
             "t": round(rec.t, 6),
