@@ -210,6 +210,10 @@ def is_update(rec: Any, direction: str, value: Any, method: str | None = None) -
 
 
 class Page:
+    # JupyterLab's legacy-framing fallback reconnects with growing back-off: its
+    # first idle took 17-38 s here, once over 60 s, against ~5 s with v1 framing.
+    READY_TIMEOUT_MS = 150_000
+
     def __init__(self, server: WebServer, browser: Any, path: str):
         self.server = server
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -218,7 +222,8 @@ class Page:
         # ?reset: a fresh JupyterLab workspace, or the notebooks of earlier tests reopen beside this one
         self.page.goto(server.url + path + ("?reset" if path.startswith("/lab/") else ""))
         self.page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
-        self.page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+        self.page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
+                                    timeout=self.READY_TIMEOUT_MS)
         deadline = time.monotonic() + 30
         while not (server.kernels() - before) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -385,6 +390,7 @@ def lab_legacy(tmp_path_factory):
     yield from _server(tmp_path_factory, "lab", ["--ZMQChannelsWebsocketConnection.kernel_ws_protocol="])
 
 
+@pytest.mark.timeout(300)
 def test_lab_legacy_protocol(lab_legacy, browser, tmp_path):
     path, _ = slider_scenario(lab_legacy, browser, "/lab/tree/", "ArrowRight", 2, 2, tmp_path)
     # the legacy fallback connects twice with one session_id: jupyter_server's connect-time nudges of the two
