@@ -72,25 +72,6 @@ def _buffer_json(buf: bytes | bytearray | memoryview) -> bytes:
 def encode_record(rec: Record) -> bytes:
     if isinstance(rec, MessageRecord):
         m = rec.msg
-        if m.buffers and rec.strict_json:
-            # the line without its buffers, then the buffers spliced in: same bytes as the general path
-            head = orjson.dumps({
-                "seq": rec.seq,
-                "t": round(rec.t, 6),
-                "type": "msg",
-                "tap": rec.tap,
-                "dir": rec.direction,  # str enums: orjson writes their value
-                "channel": rec.channel,
-                "peer": rec.peer,
-                "msg": {
-                    "header": m.header,
-                    "parent_header": m.parent_header,
-                    "metadata": m.metadata,
-                    "content": m.content,
-                },
-            })
-            return b"".join((head[:-1], b',"buffers":[', b",".join([_buffer_json(b) for b in m.buffers]),
-                             b'],"frames":%d,"bytes":%d}\n' % (rec.frames, rec.size)))
         obj: dict[str, Any] = {
             "seq": rec.seq,
             "t": round(rec.t, 6),
@@ -105,14 +86,17 @@ def encode_record(rec: Record) -> bytes:
                 "metadata": m.metadata,
                 "content": m.content,
             },
-            "buffers": [encode_buffer(b) for b in m.buffers],
-            "frames": rec.frames,
-            "bytes": rec.size,
         }
-        if not rec.strict_json:
-            obj["strict_json"] = False
-            return dumps(obj, strict=False) + b"\n"
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        if rec.strict_json:
+            # the line without its buffers, then the buffer entries spliced in as bytes
+            head = orjson.dumps(obj)
+            return b"".join((head[:-1], b',"buffers":[', b",".join([_buffer_json(b) for b in m.buffers]),
+                             b'],"frames":%d,"bytes":%d}\n' % (rec.frames, rec.size)))
+        obj["buffers"] = [encode_buffer(b) for b in m.buffers]
+        obj["frames"] = rec.frames
+        obj["bytes"] = rec.size
+        obj["strict_json"] = False
+        return dumps(obj, strict=False) + b"\n"
     if isinstance(rec, EventRecord):
         obj = {"seq": rec.seq, "t": round(rec.t, 6), "type": "event", "event": rec.event}
         obj.update(rec.data)
