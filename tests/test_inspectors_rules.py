@@ -710,6 +710,30 @@ def test_kernel_info_nudges_sharing_a_msg_id_are_info():
         assert f.severity is Severity.INFO and "sess_9445_1" in f.message and "jupyter_server" in f.message
 
 
+def test_nudges_sharing_a_msg_id_do_not_look_like_a_missing_idle():
+    """The statuses of a legacy-framing Lab connect as a fresh-clone CI run recorded them: two nudges share
+    `_1` (shell and control), and the busy/idle pairs of the three nudges interleave."""
+    def story(s):
+        shell1 = s.send("kernel_info_request", {}, msg_id="sess_7367_1", peer="006b8b4568")
+        control2 = s.send("kernel_info_request", {}, Channel.CONTROL, msg_id="sess_7367_2", peer="00e43c986a")
+        shell0 = s.send("kernel_info_request", {}, msg_id="sess_7367_0", peer="006b8b4569")
+        control1 = s.send("kernel_info_request", {}, Channel.CONTROL, msg_id="sess_7367_1", peer="00e43c986b")
+        s.busy(control1)
+        s.busy(control2)
+        s.reply("kernel_info_reply", {"status": "ok"}, control2, Channel.CONTROL, peer="00e43c986a")
+        s.idle(control2)
+        s.busy(shell1)
+        s.reply("kernel_info_reply", {"status": "ok"}, shell1, peer="006b8b4568")
+        s.idle(shell1)
+        s.busy(shell0)
+        s.reply("kernel_info_reply", {"status": "ok"}, control1, Channel.CONTROL, peer="00e43c986b")
+        s.idle(control1)
+        s.reply("kernel_info_reply", {"status": "ok"}, shell0, peer="006b8b4569")
+        s.idle(shell0)
+    found = findings_of(story)
+    assert _warnings(found) == [], _warnings(found)
+
+
 def test_a_reply_to_a_msg_id_two_kinds_of_request_used_is_an_error():
     def story(s):
         ex = s.execute("x = 1", msg_id="dup")

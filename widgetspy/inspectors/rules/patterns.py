@@ -478,7 +478,9 @@ class MissingIdle(PatternRule):
         "`status: idle` parented to it; comm messages included. Reported when the kernel went on to a later "
         "request of the same channel (or subshell) without the idle. Front-ends wait for that idle: JupyterLab "
         "keeps the cell busy, and ipywidgets' sync throttle counts a widget update as pending until its idle, "
-        "so a missing idle after an `update` stalls every further update of that model."
+        "so a missing idle after an `update` stalls every further update of that model. A request whose msg_id "
+        "another request also used is left out: its statuses cannot be told from the other's (WS106 reports the "
+        "reuse; jupyter_server's connect-time kernel_info nudges do it on every legacy-framing reconnect)."
     )
     source = "protocol-notes §1.5, §3.4; §6 invariant 6 (`messaging.rst:432-447`, `widget.ts:372-395,516-545`); bug-patterns B12"
     messages = ("status@F",)
@@ -491,9 +493,13 @@ class MissingIdle(PatternRule):
         done = ctx.requests.get(ctx.parent or "")
         if done is None or done.busy_seq is None:
             return
+        if done.msg_id in ctx.reused:
+            return  # which request this idle closes cannot be told
         lane = done.lane
         for req in ctx.requests.values():
             if req is not done and req.busy_seq is not None and req.busy_seq < done.busy_seq and req.lane == lane:
+                if req.msg_id in ctx.reused:
+                    continue
                 what = req.msg_type + (f" {req.method}" if req.method else "")
                 ctx.report(self, req.seq, f"{what} (seq {req.seq}) went busy at seq {req.busy_seq} and never idle; "
                            f"the kernel finished a later request at seq {rec.seq}", rec=req.rec,
