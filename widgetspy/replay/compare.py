@@ -111,7 +111,7 @@ class Digest:
     models: dict[str, str] = field(default_factory=dict)  # comm id -> model class, for reporting
 
 
-def _buffer_token(buf: bytes) -> str:
+def buffer_token(buf: bytes) -> str:
     return f"<{len(buf)} bytes sha256:{hashlib.sha256(buf).hexdigest()[:12]}>"
 
 
@@ -120,7 +120,7 @@ def _with_buffers(data: dict[str, Any], key: str, msg: Message) -> dict[str, Any
     if not isinstance(state, dict):
         return {}
     paths = data.get("buffer_paths") or []
-    tokens = [_buffer_token(b) for b in msg.buffers]
+    tokens = [buffer_token(b) for b in msg.buffers]
     try:
         return put_buffers(state, paths, tokens)  # type: ignore[arg-type]
     except BufferPathError:
@@ -179,7 +179,7 @@ def digest(messages: Iterable[tuple[int | None, Message]], models: dict[str, str
             else:
                 d.custom.setdefault(cid, []).append(
                     {"method": method, "content": msg.comm_data.get("content"),
-                     "buffers": [_buffer_token(b) for b in msg.buffers]}
+                     "buffers": [buffer_token(b) for b in msg.buffers]}
                 )
                 _at(d, f"custom.{cid}", seq)
         elif t == "comm_close":
@@ -278,7 +278,7 @@ def diff_digests(expected: Digest, actual: Digest, request_seq: int, request: st
                 if e is MISSING:  # a whole output the recording did not have
                     add(f"output[{i}]", None, MISSING, a, str(a.get("msg_type", "")))  # type: ignore[union-attr]
                     continue
-                for path, ev, av in _field_diffs(e, a, f"output[{i}]"):
+                for path, ev, av in field_diffs(e, a, f"output[{i}]"):
                     add(path, f"outputs[{i}]", ev, av)
     if "open" not in skip:
         for cid in list(expected.opens) + [c for c in actual.opens if c not in expected.opens]:
@@ -290,7 +290,7 @@ def diff_digests(expected: Digest, actual: Digest, request_seq: int, request: st
                 continue
             if "state" in skip:
                 continue
-            for path, ev, av in _field_diffs(_without(e["state"], ignores), _without(a["state"], ignores), "state"):
+            for path, ev, av in field_diffs(_without(e["state"], ignores), _without(a["state"], ignores), "state"):
                 add(f"comm_open {model(cid)} {path}", f"open.{cid}", ev, av)
     for method, e_bucket, a_bucket, cat in (("update", expected.states, actual.states, "state"),
                                             ("echo_update", expected.echoes, actual.echoes, "echo")):
@@ -331,17 +331,17 @@ def _output_kept(output: dict[str, Any], skip: set[str]) -> bool:
     return ("error" not in skip) if is_error else ("display" not in skip)
 
 
-def _field_diffs(e: Any, a: Any, path: str) -> list[tuple[str, Any, Any]]:
+def field_diffs(e: Any, a: Any, path: str) -> list[tuple[str, Any, Any]]:
     """Leaf-level differences between two JSON values, with dotted paths."""
     if isinstance(e, dict) and isinstance(a, dict):
         out = []
         for key in list(e) + [k for k in a if k not in e]:
-            out.extend(_field_diffs(e.get(key, MISSING), a.get(key, MISSING), f"{path}.{key}"))
+            out.extend(field_diffs(e.get(key, MISSING), a.get(key, MISSING), f"{path}.{key}"))
         return out
     if isinstance(e, list) and isinstance(a, list) and len(e) == len(a):
         out = []
         for i, (x, y) in enumerate(zip(e, a)):
-            out.extend(_field_diffs(x, y, f"{path}[{i}]"))
+            out.extend(field_diffs(x, y, f"{path}[{i}]"))
         return out
     return [] if e == a else [(path, e, a)]
 

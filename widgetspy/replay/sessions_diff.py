@@ -26,7 +26,9 @@ from typing import Iterable
 from ..message import Message
 from ..session import read_session
 from ..session.records import Record
-from .compare import MISSING, Divergence, Ignores, divergence_lines, _field_diffs, _buffer_token, diff_digests, digest, near_misses
+from .compare import (
+    MISSING, Divergence, Ignores, buffer_token, diff_digests, digest, divergence_lines, field_diffs, near_misses,
+)
 from .engine import recorded_kernel_messages
 from .idmap import IdMap
 from .plan import Plan, Step, build_plan
@@ -77,9 +79,9 @@ def diff_sessions(expected: Iterable[Record], actual: Iterable[Record], ignore: 
         if se.msg_type == "comm_open":  # a comm the front-end made up
             ids.learn(msg_e.comm_id, msg_a.comm_id)
         # what the front-end sent
-        sent_e = {"content": msg_e.content, "buffers": [_buffer_token(bytes(b)) for b in msg_e.buffers]}
-        sent_a = {"content": ids.to_recorded(msg_a.content), "buffers": [_buffer_token(bytes(b)) for b in msg_a.buffers]}
-        for path, ev, av in _field_diffs(sent_e, sent_a, "front-end sent"):
+        sent_e = {"content": msg_e.content, "buffers": [buffer_token(bytes(b)) for b in msg_e.buffers]}
+        sent_a = {"content": ids.to_recorded(msg_a.content), "buffers": [buffer_token(bytes(b)) for b in msg_a.buffers]}
+        for path, ev, av in field_diffs(sent_e, sent_a, "front-end sent"):
             out.append(Divergence(se.seq, se.seq, se.describe(), path, ev, av))
         # what the kernel answered
         answers_e = plan_e.expected[se.seq]
