@@ -229,10 +229,30 @@ def run_checker(records, rules=None, timeline=False):
 
 def load_baseline(spec: str):
     """`PATH:PACKAGE` (e.g. `/tmp/base:wsold.inspectors`): the Checker of another copy of the
-    inspectors, importable from PATH, run on the same records side by side."""
+    inspectors, importable from PATH, run on the same records side by side.
+
+    PACKAGE's top level may be a whole widgetspy tree under another name (`git archive HEAD widgetspy |
+    tar -x -C /tmp/base && mv /tmp/base/widgetspy /tmp/base/wsold`): only its `inspectors` are its own,
+    every other module of it is this tree's (the checker dispatches on `rec.__class__ is MessageRecord`,
+    so both sides must share the record classes)."""
     import importlib
+    import types
 
     path, _, module = spec.rpartition(":")
+    root = module.split(".")[0]
+    if root != "widgetspy" and root not in sys.modules:
+        import widgetspy.buffers  # noqa: F401  (what the inspectors import, loaded before aliasing)
+        import widgetspy.message  # noqa: F401
+        import widgetspy.session.records  # noqa: F401
+        import widgetspy.session.taps  # noqa: F401
+
+        pkg = types.ModuleType(root)
+        pkg.__path__ = [str(Path(path) / root)]
+        pkg.__version__ = __version__  # type: ignore[attr-defined]
+        sys.modules[root] = pkg
+        for name, mod in list(sys.modules.items()):
+            if name.startswith("widgetspy.") and not name.startswith("widgetspy.inspectors"):
+                sys.modules[root + name[len("widgetspy"):]] = mod
     sys.path.insert(0, path)
     mod = importlib.import_module(module)
     return mod.Checker

@@ -10,7 +10,7 @@ import pytest
 
 from widgetspy.inspectors import Checker, Finding, Severity, all_rules, select_rules
 from widgetspy.inspectors.docs import DOC, render
-from widgetspy.message import Channel
+from widgetspy.message import Channel, Direction
 from widgetspy.session.records import KERNEL_RESTARTED
 
 from inspector_sessions import CONTROLS, S, identity, layout, slider
@@ -759,3 +759,17 @@ def test_both_taps_rules_run_only_with_both_taps():
     zmq_only = [r for r in s.records if getattr(r, "tap", "zmq") == "zmq"]
     assert one.check(zmq_only) == []
 
+
+
+@pytest.mark.parametrize("content", [[], "text", None, 3])
+def test_messages_whose_content_is_not_an_object_never_crash_a_rule(content):
+    """Garbled input gets findings, never a traceback: every message type a rule listens to, with content
+    that is not a JSON object, in both directions, after a real slider so the model-aware rules are armed."""
+    s = S()
+    s.with_slider()
+    types = sorted({t.split("@")[0].split(":")[0] for r in all_rules() for t in (r.messages or ())} | {"comm_open"})
+    for msg_type in types:
+        for direction, channel in ((Direction.TO_KERNEL, Channel.SHELL), (Direction.TO_FRONTEND, Channel.IOPUB)):
+            s.msg(direction, channel, msg_type, content)
+    findings = Checker(taps=["zmq", "ws"]).check(s.records)
+    assert any(f.rule_id == "WS105" and "not an object" in f.message for f in findings)  # comm content is checked

@@ -16,7 +16,7 @@ from typing import Any
 from ...message import CONTROL_TARGET, WIDGET_TARGET, Channel, Direction
 from ..base import Rule, Severity, rule
 from ..context import Context
-from ._util import comm_id, data, parent_id
+from ._util import comm_id, content, data, parent_id
 
 TO_KERNEL = Direction.TO_KERNEL
 TO_FRONTEND = Direction.TO_FRONTEND
@@ -214,13 +214,13 @@ class ReconnectState(BothTapsRule):
                         self.busy.add(pid)
                     elif state == "idle":
                         self.busy.discard(pid)
-                elif mtype == "comm_open" and msg.content.get("target_name") == WIDGET_TARGET:
+                elif mtype == "comm_open" and content(rec).get("target_name") == WIDGET_TARGET:
                     self.widgets.add(comm_id(rec) or "")
                 if self.open == 0 and mid and mtype not in NOT_FORWARDED:
                     # status replies to the server's own connect-time nudges were never for the browser
                     if mtype != "status" or (parent_id(rec) or "") in self.browser_ids:
                         self.disconnected_sent.append((rec.seq, mid))
-            if mtype == "comm_open" and rec.direction is TO_KERNEL and msg.content.get("target_name") == WIDGET_TARGET:
+            if mtype == "comm_open" and rec.direction is TO_KERNEL and content(rec).get("target_name") == WIDGET_TARGET:
                 self.widgets.add(comm_id(rec) or "")
             if mtype == "comm_close":
                 self.widgets.discard(comm_id(rec) or "")
@@ -231,7 +231,7 @@ class ReconnectState(BothTapsRule):
             self.ws_ids.add(mid)
             if rec.direction is TO_KERNEL:
                 self.browser_ids.add(mid)
-        if mtype == "comm_open" and rec.direction is TO_KERNEL and msg.content.get("target_name") == CONTROL_TARGET:
+        if mtype == "comm_open" and rec.direction is TO_KERNEL and content(rec).get("target_name") == CONTROL_TARGET:
             self.control.add(comm_id(rec) or "")
         elif mtype == "comm_msg":
             method = data(rec).get("method")

@@ -162,10 +162,16 @@ class LostUpdate(PatternRule):
                 continue
             kstate, fstate = comm.kstate, comm.fstate
             changed = comm.changed
-            comm.changed = set()
+            if changed is None:
+                keys: Any = fstate
+                comm.changed = set()
+            else:
+                keys = changed
             bad = []
-            for key in (fstate if changed is None else [k for k in changed if k in fstate]):
-                fv = fstate[key]
+            for key in keys:
+                fv = fstate.get(key, kstate)
+                if fv is kstate:
+                    continue  # changed, but not in the front-end's projection
                 kv = kstate.get(key, fstate)
                 if kv is fstate or kv is fv:
                     continue
@@ -175,6 +181,8 @@ class LostUpdate(PatternRule):
                 if (cid, key) not in diverged:
                     diverged.add((cid, key))
                     bad.append(key)
+            if changed is not None:
+                changed.clear()  # compared: comm.changed starts again from here
             if bad:
                 if changed is not None and len(bad) > 1:  # report them in the state's order
                     bad = [k for k in fstate if k in bad]

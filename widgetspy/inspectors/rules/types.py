@@ -19,7 +19,7 @@ from typing import Any, Callable
 from ...message import WIDGET_TARGET, Direction
 from ..base import Rule, Severity, rule
 from ..context import MISSING, Context
-from ._util import comm_id, major, short
+from ._util import comm_id, content, major, short
 from .patterns import CORE_MODULES
 
 TO_FRONTEND = Direction.TO_FRONTEND
@@ -37,9 +37,9 @@ class ModelSpec:
     version: str
     cls: Any
     attrs: dict[str, Check] = field(default_factory=dict)
-    # attr -> the value classes its check always accepts (set by `installed_spec`): the engine skips
-    # the check for them; every other value goes through the check
-    passes: dict[str, frozenset[type]] = field(default_factory=dict)
+    # attr -> (the value classes its check always accepts, the check), set by `installed_spec`: the
+    # engine skips the check for those classes (one lookup per key); every other value goes through it
+    checks: dict[str, tuple[frozenset[type], Check]] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,8 +237,7 @@ def installed_spec() -> InstalledSpec | None:
                 check = None
             if check is not None:
                 spec.attrs[attr] = check
-                if _passing(check):
-                    spec.passes[attr] = _passing(check)
+                spec.checks[attr] = (_passing(check), check)
         models[(module, name)] = spec
         by_class[cls] = (module, name)
         module_versions.setdefault(module, version)
@@ -290,7 +289,7 @@ class _Engine:
             return self.results
         pairs: list[tuple[str | None, Any, dict[str, Any]]] = []
         if t == "comm_open":
-            if rec.msg.content.get("target_name") != WIDGET_TARGET:
+            if content(rec).get("target_name") != WIDGET_TARGET:
                 return NO_RESULTS
             state = Context._state(d, rec.msg.buffers)
             if state is None:
@@ -311,23 +310,18 @@ class _Engine:
         return self.results
 
     def _check(self, model: ModelSpec, mid: str | None, state: dict[str, Any]) -> None:
-        attrs = model.attrs
-        passes = model.passes
-        out: list = []
+        checks = model.checks
         for attr, value in state.items():
-            ok = passes.get(attr)
-            if ok is not None and value.__class__ in ok:
+            entry = checks.get(attr)
+            if entry is None or value.__class__ in entry[0]:
                 continue
-            check = attrs.get(attr)
-            if check is None:
-                continue
-            check(value, out)
+            out: list = []
+            entry[1](value, out)
             if out:
                 if self.results is NO_RESULTS:
                     self.results = []
                 for kind, text, extra in out:
                     self.results.append((kind, mid, attr, text, extra))
-                out = []
 
 
 class TypeRule(Rule):
@@ -472,7 +466,7 @@ class UnknownCoreModel(Rule):
     def on_message(self, rec: Any, ctx: Context) -> None:
         d = ctx.data
         state = d.get("state")
-        if rec.msg.content.get("target_name") != WIDGET_TARGET or not isinstance(state, dict):
+        if content(rec).get("target_name") != WIDGET_TARGET or not isinstance(state, dict):
             return
         module, name = state.get("_model_module"), state.get("_model_name")
         if module not in CORE_MODULES or not isinstance(name, str):
@@ -523,3 +517,4 @@ class ModuleVersionNote(Rule):
         if installed is not None and installed != version:
             ctx.report(self, rec.seq, f"the recording uses {module} {version}; type checks use ipywidgets "
                        f"{spec.ipywidgets_version}'s {installed}", rec=rec, comm_id=comm_id(rec))
+

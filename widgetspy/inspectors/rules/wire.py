@@ -120,12 +120,12 @@ class DuplicateMsgId(WireRule):
         if win is None:
             win = windows[key] = [{}, DUP_WINDOW]
         ids = win[0]
-        first = ids.get(mid)
-        if first is not None:
+        n = len(ids)
+        first = ids.setdefault(mid, rec.seq)  # one lookup: a new id is added, a known one keeps its seq
+        if len(ids) == n:
             ctx.report(self, rec.seq, f"msg_id {mid} already used by the message at seq {first}", rec=rec,
                        related=(first,))
             return
-        ids[mid] = rec.seq
         if len(ids) >= win[1]:
             if len(ids) > DUP_WINDOW:
                 win[0] = dict(islice(ids.items(), len(ids) - DUP_WINDOW, None))
