@@ -50,7 +50,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-GEN_VERSION = 1  # bump when the generator changes (invalidates the cache)
+GEN_VERSION = 2  # bump when the generator changes (invalidates the cache); 2: request_state replies keep the slider's layout/style
 STEPS = ("read", "parse", "parse_lean", "rebuild", "lean", "history")
 LEAN_STEPS = ("parse_lean", "lean")  # need open_session(lean=True); a --baseline tree without it runs them full
 
@@ -210,6 +210,7 @@ class Gen:
         sliders: list[str] = []
         images: list[str] = []
         values: dict[str, int] = {}
+        styling: dict[str, tuple[str, str]] = {}  # slider -> its layout and style models
         n_models = 0
         while n_models < models:
             ex = self.execute("sliders = [W.IntSlider() for _ in range(6)]\nimg = W.Image(value=png)\n"
@@ -224,6 +225,7 @@ class Gen:
                 v = rnd.randrange(101)
                 self.comm_open(ex, sl, slider_state(lay, sty, v, len(sliders)))
                 values[sl] = v
+                styling[sl] = (lay, sty)
                 sliders.append(sl)
                 row.append(sl)
                 n_models += 3
@@ -283,7 +285,7 @@ class Gen:
                 sl = rnd.choice(sliders)
                 rq = self.comm_msg(self.F, None, sl, {"method": "request_state"})
                 self.status(rq, "busy")
-                st = slider_state("", "", values[sl], 0)
+                st = slider_state(*styling[sl], values[sl], 0)
                 self.comm_msg(self.K, rq, sl, {"method": "update", "state": st, "buffer_paths": []})
                 self.status(rq, "idle")
         self.flush()
