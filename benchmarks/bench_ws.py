@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import datetime as _dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -119,10 +120,12 @@ async def rtt(base: str, n: int) -> dict[str, float]:
     return {"p50_us": times[len(times) // 2] * 1e6, "p99_us": times[int(len(times) * 0.99)] * 1e6}
 
 
-async def throughput(base: str, n: int, size: int, rss_pid: int | None = None) -> dict[str, float]:
+async def throughput(base: str, n: int, size: int, rss_pid: int | None = None,
+                     cpu_pid: int | None = None) -> dict[str, float]:
     ws = await connect(url(base, "sink"))
     data = frame(size)
     peak = 0.0
+    cpu0 = proxy_cpu(cpu_pid) if cpu_pid else 0.0
     t = time.perf_counter()
     for i in range(n):
         await ws.send(data)
@@ -133,11 +136,31 @@ async def throughput(base: str, n: int, size: int, rss_pid: int | None = None) -
     elapsed = time.perf_counter() - t
     assert reply == f"END {n}", (reply, n)
     out = {"msgs_per_s": n / elapsed, "mb_per_s": n * len(data) / elapsed / 1e6}
+    if cpu_pid:
+        out["cpu_us_per_msg"] = (proxy_cpu(cpu_pid) - cpu0) / n * 1e6
     if rss_pid:
         out["rss_end_mib"] = rss_mib(rss_pid)  # the connection is still open here
         out["rss_peak_mib"] = max(peak, out["rss_end_mib"])
     await ws.close()
     return out
+
+
+def proxy_cpu(pid: int) -> float:
+    """CPU seconds (user+sys) of a process and its live children (the recorder process, if any)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def rss_mib(pid: int) -> float:
@@ -156,10 +179,13 @@ def rss_mib(pid: int) -> float:
 def measure(base: str, pid: int | None, args: argparse.Namespace) -> dict[str, float]:
     async def go() -> dict[str, float]:
         r = await rtt(base, args.rtt_n)
-        small = await throughput(base, args.small_n, 0)
-        big = await throughput(base, args.big_n, 1 << 20)
+        small = await throughput(base, args.small_n, 0, cpu_pid=pid)
+        big = await throughput(base, args.big_n, 1 << 20, cpu_pid=pid)
         out = {"rtt_p50_us": r["p50_us"], "rtt_p99_us": r["p99_us"], "small_msgs_per_s": small["msgs_per_s"],
                "mb1_msgs_per_s": big["msgs_per_s"], "mb1_mb_per_s": big["mb_per_s"]}
+        if pid:
+            out["small_cpu_us_per_msg"] = small["cpu_us_per_msg"]
+            out["mb1_cpu_us_per_msg"] = big["cpu_us_per_msg"]
         if pid:
             long = await throughput(base, args.long_mb, 1 << 20, rss_pid=pid)
             out["rss_after_long_mib"] = long["rss_end_mib"]
@@ -217,6 +243,9 @@ def main() -> int:
           f"1 MB {w['mb1_msgs_per_s'] / m['mb1_msgs_per_s']:.2f}x, RTT p50 {w['rtt_p50_us'] / m['rtt_p50_us']:.2f}x "
           f"(targets >= 0.9x, >= 0.9x, <= 1.1x); long-connection RSS {w['rss_after_long_mib']:.0f} MiB vs "
           f"mitmdump {m['rss_after_long_mib']:.0f} MiB")
+    print(f"proxy CPU per message (user+sys, recorder process included): small {w['small_cpu_us_per_msg']:.0f} µs "
+          f"vs mitmdump {m['small_cpu_us_per_msg']:.0f} µs; 1 MB {w['mb1_cpu_us_per_msg'] / 1e3:.2f} ms vs "
+          f"{m['mb1_cpu_us_per_msg'] / 1e3:.2f} ms")
     out = args.out or Path(__file__).parent / "results" / f"bench_ws-{_dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "out"}, "median": med,

@@ -35,7 +35,7 @@ import re
 from typing import Any, Iterable
 
 from ..message import Message
-from ..session.format import encode_record
+from ..session.format import encode_message_parts, encode_record
 from ..session.records import EventRecord, MessageRecord, Record, UnparsedRecord
 
 REDACTED = "[redacted]"
@@ -139,27 +139,36 @@ class Redactor:
 
     def encode(self, records: Iterable[Record]) -> tuple[bytes, list[Record]]:
         """Encode records as session lines, redacted; returns (bytes, the records as written)."""
+        lines, records = self.encode_lines(records)
+        return b"".join(lines), records
+
+    def encode_lines(self, records: Iterable[Record]) -> tuple[list[bytes], list[Record]]:
+        """`encode`, one bytes per line (for a vectored write: no copy of the batch)."""
         records = list(records)
-        out = [encode_record(rec) for rec in records]
         if not self.patterns:
-            return b"".join(out), records
+            return [encode_record(rec) for rec in records], records
+        out: list[bytes] = []
         matches = self.matches
-        for i, line in enumerate(out):
-            rec = records[i]
+        for i, rec in enumerate(records):
             if isinstance(rec, MessageRecord) and rec.msg.buffers:
                 # the JSON without the base64 of the buffers (a match in base64 text means nothing,
                 # and a 1 MiB buffer is 1.4 MB of it to scan), then the raw buffers
                 m = rec.msg
-                hit = matches(encode_record(dataclasses.replace(
-                    rec, msg=Message(m.header, m.parent_header, m.metadata, m.content, [])))) or (
+                head, line = encode_message_parts(rec)
+                if head is None:
+                    head = encode_record(dataclasses.replace(
+                        rec, msg=Message(m.header, m.parent_header, m.metadata, m.content, [])))
+                hit = matches(head) or (
                     any(self._buffer_may_match(b) for b in m.buffers) and _buffers_match(rec, self._quick, self.patterns))
             else:
+                line = encode_record(rec)
                 hit = matches(line)
+            out.append(line)
             if hit:
                 records[i] = rec = self.redact_record(rec)
                 out[i] = encode_record(rec)
                 self.redacted += 1
-        return b"".join(out), records
+        return out, records
 
     def _buffer_may_match(self, buf: bytes | bytearray | memoryview) -> bool:
         """The needle prefilter on a raw binary buffer: False when no pattern can match in it.

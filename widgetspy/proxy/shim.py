@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
-from ..message import Channel, Direction
+from ..message import Direction
 from ..session.files import SessionWriteError, SessionWriter
 from ..session.format import FORMAT_VERSION
 from ..session.records import KERNEL_EXITED, KERNEL_RESTARTED, KERNEL_STARTED, MessageRecord, Record, SessionHeader

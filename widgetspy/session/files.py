@@ -71,6 +71,14 @@ class SessionWriter:
         """Write encoded lines as they are (complete lines only: e.g. a redactor's output)."""
         self._write(data)
 
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Encoded lines as they are, with one ``writev`` (per 1,024 lines): no joined copy of the batch."""
+        for start in range(0, len(lines), 1024):
+            chunk = lines[start:start + 1024]
+            n = os.writev(self._fd, chunk)
+            if n < sum(map(len, chunk)):  # a short write (disk full, signal): the rest the plain way
+                self._write(memoryview(b"".join(chunk))[n:])
+
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
