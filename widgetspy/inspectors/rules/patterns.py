@@ -10,6 +10,7 @@ from ..base import Rule, Severity, rule
 from ..context import Context, Request
 from ._util import comm_id, data, json_size, major, msg_id, short
 from .widget import _equal, refs_in_state
+from .wire import REPLY_TYPES
 
 TO_KERNEL = Direction.TO_KERNEL
 TO_FRONTEND = Direction.TO_FRONTEND
@@ -512,6 +513,89 @@ class MissingIdle(PatternRule):
                 ctx.report(self, req.seq, f"{what} (seq {req.seq}) went busy at seq {req.busy_seq} and never idle; "
                            f"the kernel finished a later request at seq {rec.seq}", rec=req.rec,
                            comm_id=req.comm_id, related=(req.busy_seq, rec.seq))
+
+
+NEVER_STARTED_AFTER = 2.0  # seconds a request may wait with its lane free (a healthy kernel takes ms)
+
+
+@rule
+class NeverStarted(PatternRule):
+    id = "WS411"
+    name = "request-never-started"
+    severity = Severity.ERROR
+    title = "A request the kernel never started, though it served later ones"
+    description = (
+        "A kernel serves the requests of one lane (a channel, or a subshell of shell) one after the other, and "
+        "each starts with an IOPub `status: busy`. A request that never got a busy or a reply, while the same "
+        "kernel went busy for a request sent after it on that lane, was lost inside the kernel: the front-end "
+        "waits for it forever (a cell stuck at [*], a widget update that never lands). ipykernel 7.0 to 7.3 do "
+        "this now and then, when a request arrives just as the shell thread sends a reply. Judged at the end of "
+        "the session (ZMQ routers interleave clients, so a request may start after a later one of another "
+        "client). Also reported: a request that got neither in the 2 s or more between its lane falling free "
+        "and the end of the session or of the kernel. Requests whose msg_id another request also used are left out."
+    )
+    source = ("protocol-notes §1.5 (a busy and an idle for every request); ipython/ipykernel#1554 (requests "
+              "lost in ipykernel 7.0-7.3, fixed on its main branch by #1529)")
+    messages = ("status@F",) + tuple(t + "@F" for t in REPLY_TYPES)
+
+    def __init__(self) -> None:
+        self._suspects: dict[str, tuple[Request, Request]] = {}  # msg_id -> (not started, the later one that was)
+        self._answered: set[str] = set()  # replied to (its busy may have gone before IOPub was subscribed)
+        self._free_since: dict[Any, float] = {}  # lane -> time of its last idle
+
+    def on_message(self, rec: Any, ctx: Context) -> None:
+        parent = ctx.parent
+        if not parent:
+            return
+        self._suspects.pop(parent, None)  # it started (or answered) after all
+        if ctx.msg_type != "status":
+            answered = self._answered
+            answered.add(parent)
+            if len(answered) > 4096:  # keep only requests still waiting for an idle
+                self._answered = {m for m in answered if m in ctx.requests}
+            return
+        state = ctx.content.get("execution_state")
+        if state == "idle":
+            done = ctx.request(parent)
+            if done is not None:
+                self._free_since[done.lane] = rec.t
+            return
+        if state != "busy":
+            return
+        started = ctx.request(parent)
+        if started is None:
+            return
+        lane = started.lane
+        for req in ctx.requests.values():
+            if (req.seq < started.seq and req.busy_seq is None and req.lane == lane and req.epoch == started.epoch
+                    and req.msg_id != parent and req.msg_id not in ctx.reused and req.msg_id not in self._suspects
+                    and req.msg_id not in self._answered):
+                self._suspects[req.msg_id] = (req, started)
+
+    def on_epoch_end(self, ctx: Context, seq: int, reason: str) -> None:
+        self._judge(ctx)  # before the context gives up on this kernel's requests
+
+    def finish(self, ctx: Context) -> None:
+        self._judge(ctx)
+
+    def _judge(self, ctx: Context) -> None:
+        for req, later in self._suspects.values():
+            what = req.msg_type + (f" {req.method}" if req.method else "")
+            ctx.report(self, req.seq, f"{what} (seq {req.seq}) got no busy and no reply; the kernel started "
+                       f"{later.msg_type} (seq {later.seq}), sent after it, and went on", rec=req.rec,
+                       comm_id=req.comm_id, related=(later.seq,))
+        self._suspects.clear()
+        # nothing later to compare with: the kernel sat idle on that lane until the session (or kernel) ended
+        running = {r.lane for r in ctx.requests.values() if r.busy_seq is not None}
+        for req in ctx.requests.values():
+            waited = ctx.last_t - max(req.t, self._free_since.get(req.lane, 0.0))
+            if (req.busy_seq is None and waited >= NEVER_STARTED_AFTER and req.lane not in running
+                    and req.msg_id not in self._answered and req.msg_id not in ctx.reused):
+                what = req.msg_type + (f" {req.method}" if req.method else "")
+                ctx.report(self, req.seq, f"{what} (seq {req.seq}) got no busy and no reply in the {waited:.1f} s "
+                           "its channel was free before the session (or the kernel) ended", rec=req.rec,
+                           comm_id=req.comm_id)
+                self._answered.add(req.msg_id)  # reported once
 
 
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data", "clear_output", "error")
