@@ -35,6 +35,17 @@ def loads(data: bytes | bytearray | memoryview | str) -> tuple[Any, bool]:
         raise JSONTextError(_short(exc)) from None
 
 
+def loads_object(data: bytes | bytearray | memoryview | str, name: str) -> tuple[dict[str, Any], bool]:
+    """`loads` for a message part that must be a JSON object; the error names `name`."""
+    try:
+        value, strict = loads(data)
+    except JSONTextError as exc:
+        raise JSONTextError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise JSONTextError(f"{name} is a JSON {type(value).__name__}, not an object")
+    return value, strict
+
+
 def dumps(value: Any, strict: bool = True) -> bytes:
     """Serialize compactly; ``strict=False`` keeps NaN/Infinity tokens."""
     if strict:

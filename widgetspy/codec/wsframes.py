@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from ..message import Channel, Message
-from .jsontext import JSONTextError, dumps, loads
+from .jsontext import JSONTextError, dumps, loads, loads_object
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 WS_CHANNELS = frozenset({"shell", "iopub", "stdin", "control"})
@@ -117,7 +117,10 @@ def decode_v1(data: bytes | bytearray | memoryview) -> WsMessage:
     except (orjson.JSONDecodeError, TypeError):  # NaN/Infinity, not JSON, not an object: say which part
         dicts = []
         for i, name in enumerate(_PARTS, start=1):
-            value, ok = _json_dict(view[offsets[i] : offsets[i + 1]], name)
+            try:
+                value, ok = loads_object(view[offsets[i] : offsets[i + 1]], name)
+            except JSONTextError as exc:
+                raise WsFrameError(str(exc)) from None
             dicts.append(value)
             strict = strict and ok
     buffers = [bytes(view[offsets[i] : offsets[i + 1]]) for i in range(5, n - 1)]
@@ -172,16 +175,6 @@ def _channel(raw: bytes) -> Channel:
         return _CHANNELS[raw.decode("utf-8")]
     except (UnicodeDecodeError, KeyError):
         raise WsFrameError(f"unknown channel {raw[:32]!r}") from None
-
-
-def _json_dict(part: memoryview, name: str) -> tuple[dict[str, Any], bool]:
-    try:
-        value, ok = loads(part)
-    except JSONTextError as exc:
-        raise WsFrameError(f"{name} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise WsFrameError(f"{name} is a JSON {type(value).__name__}, not an object")
-    return value, ok
 
 
 def _from_legacy_json(obj: Any, strict: bool, buffers: list[bytes], framing: str) -> WsMessage:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..message import Message
-from .jsontext import JSONTextError, loads
+from .jsontext import JSONTextError, loads_object
 
 DELIM = b"<IDS|MSG>"
 _PARTS = ("header", "parent_header", "metadata", "content")
@@ -44,11 +44,9 @@ def parse_frames(frames: Sequence[bytes | memoryview]) -> WireMessage:
     strict = True
     for name, frame in zip(_PARTS, rest[1:5]):
         try:
-            value, ok = loads(frame)
+            value, ok = loads_object(frame, name)
         except JSONTextError as exc:
-            raise FrameError(f"{name} is not JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise FrameError(f"{name} is a JSON {type(value).__name__}, not an object")
+            raise FrameError(str(exc)) from None
         strict = strict and ok
         dicts.append(value)
     buffers = [bytes(b) for b in rest[5:]]
