@@ -487,14 +487,10 @@ class Context:
             return
         msg = rec.msg
         if msg_type == "comm_open":
-            target = self.content.get("target_name")
-            comm = self._open(cid, target if isinstance(target, str) else "?", FRONTEND, rec, None, msg.metadata)
-            if comm.is_model:
-                state = self._state(data, msg.buffers)
-                if state is not None:
-                    comm.learn_identity(state)
-                    comm.fstate = dict(state)
-                    self.dirty.add(cid)
+            comm, state = self._comm_open(cid, FRONTEND, rec, None)
+            if state is not None:
+                comm.fstate = dict(state)
+                self.dirty.add(cid)
             self.pending_fe[req.msg_id] = rec
             return
         comm = self.cur_comm
@@ -607,14 +603,10 @@ class Context:
             return
         data = self.data
         if msg_type == "comm_open":
-            target = self.content.get("target_name")
-            comm = self._open(cid, target if isinstance(target, str) else "?", KERNEL, rec, parent, msg.metadata)
-            if comm.is_model:
-                state = self._state(data, msg.buffers)
-                if state is not None:
-                    comm.learn_identity(state)
-                    comm.kstate = dict(state)
-                    comm.fstate = dict(state)
+            comm, state = self._comm_open(cid, KERNEL, rec, parent)
+            if state is not None:
+                comm.kstate = dict(state)
+                comm.fstate = dict(state)
             return
         comm = self.cur_comm
         if msg_type == "comm_close":
@@ -721,6 +713,17 @@ class Context:
             self.dirty.add(model_id)
 
     # ---------------------------------------------------------------- helpers
+
+    def _comm_open(self, cid: str, by: str, rec: MessageRecord, parent: str | None) -> tuple[CommInfo, dict | None]:
+        """A comm_open from either side: the comm, and for a widget model its state (identity learned)."""
+        target = self.content.get("target_name")
+        comm = self._open(cid, target if isinstance(target, str) else "?", by, rec, parent, rec.msg.metadata)
+        if not comm.is_model:
+            return comm, None
+        state = self._state(self.data, rec.msg.buffers)
+        if state is not None:
+            comm.learn_identity(state)
+        return comm, state
 
     def _open(self, cid: str, target: str, by: str, rec: MessageRecord, parent: str | None,
               metadata: Any) -> CommInfo:
