@@ -79,8 +79,8 @@ class Recorder:
         if self.redactor is None:
             self.writer.write_many(records)
             return records
-        data, written = self.redactor.encode(records)
-        self.writer._write(data)  # whole lines, one write, like write_many
+        lines, written = self.redactor.encode_lines(records)
+        self.writer.write_lines(lines)
         return written
 
     def _notify(self, records: list[Record]) -> None:

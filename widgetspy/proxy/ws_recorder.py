@@ -133,7 +133,7 @@ class WsSessions:
         for kid, writer in self.writers.items():
             try:
                 if not self.failed:
-                    writer.write_bytes(self.redactor.encode(self.capture.stopped(self.capture.kernels[kid], t))[0])
+                    writer.write_lines(self.redactor.encode_lines(self.capture.stopped(self.capture.kernels[kid], t))[0])
             except Exception as exc:
                 say(f"recording stopped: {exc}")
             finally:

@@ -67,10 +67,6 @@ class SessionWriter:
         if chunk:
             self._write(b"".join(chunk))
 
-    def write_bytes(self, data: bytes) -> None:
-        """Write encoded lines as they are (complete lines only: e.g. a redactor's output)."""
-        self._write(data)
-
     def write_lines(self, lines: list[bytes]) -> None:
         """Encoded lines as they are, with one ``writev`` (per 1,024 lines): no joined copy of the batch."""
         for start in range(0, len(lines), 1024):
