@@ -17,7 +17,7 @@ Variants (all in one run, order rotated per round):
 
 Measured per variant and round: round-trip time of N lock-step echoes (p50,
 p99), one-way throughput client -> server of small and 1 MB messages, and the
-proxy's RSS after a long connection (default 200 MB of 1 MB messages, sampled
+proxy's RSS (with its recorder process) after a long connection (default 200 MB of 1 MB messages, sampled
 while that connection is still open, and its peak during it).
 
 Usage: bench_ws.py [--rounds N] [--quick] [--long-mb 200] [--out FILE]
@@ -145,16 +145,19 @@ async def throughput(base: str, n: int, size: int, rss_pid: int | None = None,
     return out
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its live children (the recorder process, if any)."""
+    try:
+        return [pid] + [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return [pid]
+
+
 def proxy_cpu(pid: int) -> float:
-    """CPU seconds (user+sys) of a process and its live children (the recorder process, if any)."""
+    """CPU seconds (user+sys) of a process and its live children."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    for p in pids:
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
@@ -164,13 +167,16 @@ def proxy_cpu(pid: int) -> float:
 
 
 def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    """Resident MiB of a process and its live children (mitmdump + widgetspy's recorder process)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
 
 
 # ---------------------------------------------------------------- run

@@ -37,6 +37,7 @@ from ..message import Direction
 from ..session.files import SessionWriteError, SessionWriter
 from ..session.format import FORMAT_VERSION
 from ..session.records import KERNEL_EXITED, KERNEL_RESTARTED, KERNEL_STARTED, MessageRecord, Record, SessionHeader
+from .memory import keep_freed_memory
 from .recorder import Recorder
 from .redact import RedactionError, Redactor
 from .zmq_mitm import PORT_KEYS, ProxyError, ZmqMitm
@@ -95,6 +96,7 @@ class KernelShim:
 
     def run(self) -> int:
         """Record until the kernel is gone (or Ctrl-C as owner). Returns the exit status."""
+        keep_freed_memory()  # a big message's frames, base64 and line reuse the last one's pages
         old_handlers = self._install_signal_handlers()
         try:
             return self._run()

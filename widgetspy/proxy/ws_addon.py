@@ -34,6 +34,11 @@ pipe closed, and the recorder drains it, closes the files and exits before
 mitmdump does; if mitmdump dies hard, the recorder still gets everything it
 wrote, as end of stream.
 
+Because the hook frees every message it queued once it is sent, the addon lets
+mitmdump's malloc reuse freed big blocks (`memory.keep_freed_memory`): without
+it each 1 MB message maps and faults in fresh pages, in mitmdump and in the
+recorder (benchmarks/bench_ws.py).
+
 Other HTTP and websocket traffic passes untouched (websocket messages of other
 sockets are only counted, and trimmed from memory too). Nothing of a request's
 headers, cookies or query secrets is written; paths are stored with ``token=``
@@ -56,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import widgetspy
+from widgetspy.proxy.memory import keep_freed_memory
 from widgetspy.proxy.ws_capture import kernel_id_from_path, request_secrets
 from widgetspy.proxy import ws_wire
 
@@ -129,6 +135,8 @@ class WsRecorder:
     # ------------------------------------------------------------ mitmproxy hooks (event loop thread)
 
     def load(self, loader: Any) -> None:
+        # the messages this addon trims are freed at once: let the next big one reuse their pages
+        keep_freed_memory()
         loader.add_option("widgetspy_out", str, "", "widgetspy: folder for websocket sessions")
         loader.add_option("widgetspy_upstream", str, "", "widgetspy: the upstream server, for the header")
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from widgetspy import __version__
+from widgetspy.proxy.memory import keep_freed_memory
 from widgetspy.proxy.redact import RedactionError, Redactor
 from widgetspy.proxy.ws_capture import KernelWs, WsCapture, redact_url
 from widgetspy.proxy.ws_wire import CLOSED, MESSAGE, OPENED, REFUSED, SECRETS, WireDecoder, WireError
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)  # stop at end of stream, never in the middle of it
+    keep_freed_memory()  # a big message's frames, base64 and line reuse the last one's pages
     try:
         args.out.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
