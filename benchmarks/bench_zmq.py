@@ -190,6 +190,12 @@ def serve_widgetspy(back_file: str, front_file: str, record_file: str, src: str 
     from widgetspy.session.format import FORMAT_VERSION
     from widgetspy.session.records import KERNEL_STARTED, MessageRecord, SessionHeader
 
+    try:  # what KernelShim.run does first (a tree from before proxy/memory.py has no such step)
+        from widgetspy.proxy.memory import keep_freed_memory
+    except ImportError:
+        pass
+    else:
+        keep_freed_memory()
     back = _load_json(back_file)
     t0 = time.monotonic()
 
