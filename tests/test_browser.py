@@ -222,26 +222,11 @@ class Page:
         while not (server.kernels() - before) and time.monotonic() < deadline:
             time.sleep(0.1)
         (self.kernel_id,) = server.kernels() - before
-        self._seen = 0
-        self.reconnects = 0  # page reloads this helper needed to get a working kernel socket
         # the kernel websocket is up (for good: with the legacy framing forced the first, v1, socket is
-        # closed at once) when the browser's own kernel_info_request got its reply on the tap.
-        # With the legacy framing, jupyter_server sometimes never connects the fallback socket to the kernel
-        # (the ZMQ tap shows none of the browser's requests arriving): reload the page then.
-        for attempt in range(3):
-            try:
-                server.wait_ws(self.kernel_id, lambda r: isinstance(r, MessageRecord)
-                               and r.direction.value == "to_frontend" and r.msg.msg_type == "kernel_info_reply"
-                               and r.seq > self._seen, "the browser's kernel_info_reply", 20)
-                break
-            except AssertionError:
-                if attempt == 2:
-                    raise
-                self.reconnects += 1
-                self._seen = max((r.seq for r in server.ws_records(self.kernel_id)), default=0)
-                self.page.reload()
-                self.page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
-        # only now: a page whose socket jupyter_server never connected to the kernel never goes idle
+        # closed at once and the page reconnects with the same session id, which must take over its ZMQ
+        # identity in the proxy) when the browser's own kernel_info_request got its reply on the tap
+        server.wait_ws(self.kernel_id, lambda r: isinstance(r, MessageRecord) and r.direction.value == "to_frontend"
+                       and r.msg.msg_type == "kernel_info_reply", "the browser's kernel_info_reply", 30)
         self.page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
 
     def run_cell(self, index: int, done_selector: str, tries: int = 3) -> None:
@@ -386,7 +371,6 @@ def lab_legacy(tmp_path_factory):
     yield from _server(tmp_path_factory, "lab", ["--ZMQChannelsWebsocketConnection.kernel_ws_protocol="])
 
 
-@pytest.mark.timeout(300)
 def test_lab_legacy_protocol(lab_legacy, browser, tmp_path):
     path, _ = slider_scenario(lab_legacy, browser, "/lab/tree/", "ArrowRight", 2, 2, tmp_path)
     # the legacy fallback connects twice with one session_id: jupyter_server's connect-time nudges of the two

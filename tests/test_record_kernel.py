@@ -220,6 +220,37 @@ def test_pipelined_requests_all_answered(recorder):
     assert set(sent) <= requests and set(sent) <= replies
 
 
+def test_a_reconnect_with_the_same_session_takes_over_its_identity(recorder):
+    """jupyter_server opens a browser's new kernel websocket (a reconnect, or JupyterLab's fallback to the
+    legacy framing) with the page's session id as the ZMQ identity, sometimes before the old connection's
+    sockets are closed. A real ipykernel hands the identity over to the newest connection (ROUTER_HANDOVER);
+    so must the proxy, or the new connection's requests are never delivered."""
+    rec = recorder()
+    old, new = BlockingKernelClient(connection_file=str(rec.connection_file)), None
+    old.load_connection_file()
+    old.start_channels()
+    try:
+        old.wait_for_ready(timeout=30)
+        new = BlockingKernelClient(connection_file=str(rec.connection_file))
+        new.load_connection_file()
+        new.session.session = old.session.session  # the same identity on shell, control and stdin
+        new.start_channels()
+        new.shell_channel.socket  # connected while the old client's sockets still are
+        new.control_channel.socket
+        old.stop_channels()
+        for channel in ("shell", "control"):
+            ch = getattr(new, f"{channel}_channel")
+            msg = new.session.msg("kernel_info_request")
+            ch.send(msg)
+            reply = getattr(new, f"get_{channel}_msg")(timeout=10)
+            assert reply["parent_header"]["msg_id"] == msg["header"]["msg_id"], channel
+    finally:
+        old.stop_channels()
+        if new is not None:
+            new.stop_channels()
+    assert rec.stop() == 0
+
+
 def test_interrupt_request_stops_a_sleeping_loop(recorder, frontend):
     rec = recorder()
     fe = frontend(rec.connection_file)

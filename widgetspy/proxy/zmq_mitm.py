@@ -125,6 +125,11 @@ class ZmqMitm:
             # what the kernel said last (shutdown_reply, idle) still reaches the client
             front.linger = FRONT_LINGER_MS
             mon.sndhwm = 0
+            if front_kind == zmq.ROUTER:
+                # as ipykernel does: a client that connects with an identity already connected takes it
+                # over (jupyter_server reconnects a page with its session id as identity, at times before
+                # the old connection's sockets are closed; without this the new one is never delivered)
+                front.router_handover = 1
             if channel is Channel.IOPUB:
                 # The proxy never drops: only the kernel's own HWM may.
                 front.sndhwm = 0
