@@ -17,6 +17,8 @@ Each measurement runs in a fresh child process (so peak RSS and the GC state
 are its own), variants rotated over rounds, medians and ratios from one run:
 
   read        the lines alone (binary file iteration)
+  scan        the floor under any reader of this file: each line decoded by msgspec into a
+              struct of its `type` and `msg.header.msg_type` only (the rest is skipped, not built)
   parse       open_session(): lines -> records
   parse_lean  open_session(lean=True): lines -> lean message records (session/lean.py)
   rebuild     open_session() + Timeline(history=False).feed, then the final-state query
@@ -51,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 GEN_VERSION = 2  # bump when the generator changes (invalidates the cache); 2: request_state replies keep the slider's layout/style
-STEPS = ("read", "parse", "parse_lean", "rebuild", "lean", "history")
+STEPS = ("read", "scan", "parse", "parse_lean", "rebuild", "lean", "history")
 LEAN_STEPS = ("parse_lean", "lean")  # need open_session(lean=True); a --baseline tree without it runs them full
 
 # ---------------------------------------------------------------- the session
@@ -338,6 +340,20 @@ def child(step: str, path: Path) -> dict:
             for _line in fh:
                 n += 1
         out["lines"] = n
+    elif step == "scan":
+        import msgspec
+
+        header = msgspec.defstruct("Header", [("msg_type", str, "")])
+        msg = msgspec.defstruct("Msg", [("header", header)])
+        line_type = msgspec.defstruct("Line", [("type", str), ("msg", msg | None, None)])
+        decode = msgspec.json.Decoder(line_type).decode
+        n = 0
+        with open(path, "rb") as fh:
+            next(fh)  # the session header
+            for line in fh:
+                if decode(line).msg is not None:
+                    n += 1
+        out["messages"] = n
     elif step in ("parse", "parse_lean"):
         n = 0
         for rec in open_session(path, **lean_option(step)):
