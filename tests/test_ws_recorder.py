@@ -232,3 +232,23 @@ def test_pipe_writes_wait_for_a_slow_reader_and_give_up_on_a_stuck_or_gone_one()
     with pytest.raises(RecorderGone, match="gone"):
         write_all(w, pieces, timeout=5)
     os.close(w)
+
+
+@pytest.mark.parametrize("command", [[], ["--", "jupyter", "lab"]], ids=["proxy-only", "with-server"])
+def test_record_web_on_a_port_in_use_is_a_one_line_error(tmp_path, command):
+    """mitmdump cannot listen there; the readiness check must not mistake the other listener for it."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        upstream = [] if command else ["--upstream", "http://127.0.0.1:9"]
+        res = subprocess.run([sys.executable, "-m", "widgetspy", "record", "--web", *upstream, "--listen",
+                              f"127.0.0.1:{port}", "-o", str(tmp_path / "out"), *command],
+                             capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [f"widgetspy: error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert "open:" not in res.stdout

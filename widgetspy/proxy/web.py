@@ -36,6 +36,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def check_listen(host: str, port: int) -> None:
+    """WebError unless this process could listen on host:port now."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+            s.bind((host, port))
+    except OSError as exc:
+        raise WebError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
@@ -96,6 +106,9 @@ class WsProxy:
     def start(self, timeout: float = 30.0) -> "WsProxy":
         if not self.port:
             self.port = free_port(self.host)
+        else:
+            # a port someone else listens on would answer the readiness check below in mitmdump's place
+            check_listen(self.host, self.port)
         argv = mitmdump_argv(self.upstream, self.host, self.port, self._confdir.name, self.out_dir, addon=self.addon)
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         try:
