@@ -75,6 +75,11 @@ class Model(Comm):
     def short_id(self) -> str:
         return self.comm_id[:8]
 
+    def count_message(self, method: str | None) -> None:
+        """One more comm_msg of this `data.method` (None: "?")."""
+        key = method or "?"
+        self.update_count[key] = self.update_count.get(key, 0) + 1
+
     def learn_class(self, state: dict[str, Any]) -> None:
         """Take the identity keys from a state (they are immutable; first wins)."""
         if self.view_module is not None or "_model_name" not in state:

@@ -228,9 +228,7 @@ class Timeline:
             return
         if comm.__class__ is not Model and not isinstance(comm, Model):
             return
-        counts = comm.update_count
-        counted = method or "?"
-        counts[counted] = counts.get(counted, 0) + 1
+        comm.count_message(method)
         if method == "update":
             state = self._state_of(rec, cid)
             if state is None:
@@ -339,9 +337,7 @@ class Timeline:
             comm = self._adopt(cid, ep, rec, BOTH_SIDES)
         if comm.__class__ is not Model and not isinstance(comm, Model):
             return
-        counts = comm.update_count
-        counted = method or "?"
-        counts[counted] = counts.get(counted, 0) + 1
+        comm.count_message(method)
         if method == "update":
             state = self._state_of(rec, cid)
             if state is None:
@@ -480,11 +476,6 @@ class Timeline:
             for p in problems:
                 self._problem(rec.seq, p, cid)
         return state
-
-    @staticmethod
-    def _count(model: Model, method: str | None) -> None:
-        key = method or "?"
-        model.update_count[key] = model.update_count.get(key, 0) + 1
 
     def _problem(self, seq: int, text: str, model_id: str | None = None) -> None:
         self.problems.append(Problem(seq, text, model_id))
