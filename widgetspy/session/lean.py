@@ -26,6 +26,7 @@ import msgspec
 
 from ..message import Channel, Direction
 from .format import EncodedBuffers, Record, _Buffer, _EventLine, _UnparsedLine, decode_buffer, decode_record
+from .records import RecordAccessors
 
 
 class LeanHeader(msgspec.Struct):
@@ -83,7 +84,7 @@ class LeanMessage(msgspec.Struct):
         return method if method.__class__ is str or isinstance(method, str) else None
 
 
-class LeanMessageRecord(msgspec.Struct, tag_field="type", tag="msg"):
+class LeanMessageRecord(msgspec.Struct, RecordAccessors, tag_field="type", tag="msg"):
     seq: int
     t: float
     msg: LeanMessage
@@ -95,14 +96,6 @@ class LeanMessageRecord(msgspec.Struct, tag_field="type", tag="msg"):
     frames: int = 0
     size: int = msgspec.field(default=0, name="bytes")
     strict_json: bool = True
-
-    @property
-    def msg_type(self) -> str:
-        return self.msg.msg_type
-
-    @property
-    def msg_id(self) -> str | None:
-        return self.msg.msg_id
 
 
 _decode_lean = msgspec.json.Decoder(Union[LeanMessageRecord, _EventLine, _UnparsedLine]).decode

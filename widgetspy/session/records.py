@@ -25,8 +25,23 @@ class SessionHeader:
     recorder: dict[str, Any] = field(default_factory=dict)  # how it was recorded (mode, pid)
 
 
+class RecordAccessors:
+    """`msg_type` and `msg_id` of a message record, from its `msg` (shared by
+    `MessageRecord` and the lean reader's `LeanMessageRecord`)."""
+
+    __slots__ = ()
+
+    @property
+    def msg_type(self) -> str:
+        return self.msg.msg_type  # type: ignore[attr-defined]
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.msg.msg_id  # type: ignore[attr-defined]
+
+
 @dataclass(slots=True)
-class MessageRecord:
+class MessageRecord(RecordAccessors):
     seq: int
     t: float  # seconds since the recording started
     tap: str  # "zmq" (kernel side) or "ws" (browser websocket)
@@ -37,14 +52,6 @@ class MessageRecord:
     size: int = 0  # raw byte count on the wire
     peer: str | None = None  # client routing identity, or the IOPub topic
     strict_json: bool = True  # False: the JSON held NaN/Infinity
-
-    @property
-    def msg_type(self) -> str:
-        return self.msg.msg_type
-
-    @property
-    def msg_id(self) -> str | None:
-        return self.msg.msg_id
 
 
 @dataclass(slots=True)
