@@ -30,18 +30,14 @@ class WebError(Exception):
     """The proxy or the server could not start; str() is one line."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def check_listen(host: str, port: int) -> None:
-    """WebError unless this process could listen on host:port now."""
+def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
+    """A port this process could listen on now: any free one (`port` 0), or `port`
+    itself, WebError when it is taken."""
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
             s.bind((host, port))
+            return s.getsockname()[1]
     except OSError as exc:
         raise WebError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
@@ -104,11 +100,9 @@ class WsProxy:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> "WsProxy":
-        if not self.port:
-            self.port = free_port(self.host)
-        else:
-            # a port someone else listens on would answer the readiness check below in mitmdump's place
-            check_listen(self.host, self.port)
+        # checked first even when given: a port someone else listens on would answer the readiness check
+        # below in mitmdump's place
+        self.port = free_port(self.host, self.port)
         argv = mitmdump_argv(self.upstream, self.host, self.port, self._confdir.name, self.out_dir, addon=self.addon)
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         try:
