@@ -85,10 +85,11 @@ class ReplayEngine:
             for r in expected:
                 if r.msg_type == "comm_open" and r.msg.comm_id:
                     self._kernel_comms[r.msg.comm_id] = step.seq
-            self._pending_inputs[step.seq] = [r.msg_id or "" for r in expected if r.msg_type == "input_request"]
-            for input_id in self._pending_inputs[step.seq]:
+            inputs = [(r.seq, r.msg_id or "") for r in expected if r.msg_type == "input_request"]
+            self._pending_inputs[step.seq] = [input_id for _, input_id in inputs]
+            for _, input_id in inputs:
                 self._input_owner[input_id] = step.seq
-            self._input_seqs += [(r.seq, r.msg_id or "") for r in expected if r.msg_type == "input_request"]
+            self._input_seqs += inputs
             self._pending_subshells[step.seq] = [
                 str(r.msg.content.get("subshell_id")) for r in expected
                 if r.msg_type == "create_subshell_reply" and r.msg.content.get("subshell_id")
