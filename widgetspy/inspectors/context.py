@@ -167,6 +167,11 @@ class Request:
         self.abandoned = False  # the kernel went on to later requests without an idle for this one
 
     @property
+    def label(self) -> str:
+        """How findings name it: the msg_type, and a comm_msg's method ("comm_msg update")."""
+        return self.msg_type + (f" {self.method}" if self.method else "")
+
+    @property
     def lane(self) -> tuple[Any, Any]:
         """Requests in one lane are served one at a time (a channel, or a subshell of shell)."""
         return self.channel, self.subshell

@@ -509,7 +509,7 @@ class MissingIdle(PatternRule):
             if req is not done and req.busy_seq is not None and req.busy_seq < done.busy_seq and req.lane == lane:
                 if req.msg_id in ctx.reused:
                     continue
-                what = req.msg_type + (f" {req.method}" if req.method else "")
+                what = req.label
                 ctx.report(self, req.seq, f"{what} (seq {req.seq}) went busy at seq {req.busy_seq} and never idle; "
                            f"the kernel finished a later request at seq {rec.seq}", rec=req.rec,
                            comm_id=req.comm_id, related=(req.busy_seq, rec.seq))
@@ -580,7 +580,7 @@ class NeverStarted(PatternRule):
 
     def _judge(self, ctx: Context) -> None:
         for req, later in self._suspects.values():
-            what = req.msg_type + (f" {req.method}" if req.method else "")
+            what = req.label
             ctx.report(self, req.seq, f"{what} (seq {req.seq}) got no busy and no reply; the kernel started "
                        f"{later.msg_type} (seq {later.seq}), sent after it, and went on", rec=req.rec,
                        comm_id=req.comm_id, related=(later.seq,))
@@ -591,7 +591,7 @@ class NeverStarted(PatternRule):
             waited = ctx.last_t - max(req.t, self._free_since.get(req.lane, 0.0))
             if (req.busy_seq is None and waited >= NEVER_STARTED_AFTER and req.lane not in running
                     and req.msg_id not in self._answered and req.msg_id not in ctx.reused):
-                what = req.msg_type + (f" {req.method}" if req.method else "")
+                what = req.label
                 ctx.report(self, req.seq, f"{what} (seq {req.seq}) got no busy and no reply in the {waited:.1f} s "
                            "its channel was free before the session (or the kernel) ended", rec=req.rec,
                            comm_id=req.comm_id)

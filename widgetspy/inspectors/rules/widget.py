@@ -700,7 +700,7 @@ class EchoParent(_EchoRule):
             ctx.report(self, rec.seq, f"echo_update's parent (seq {req.seq}) is on comm {str(req.comm_id)[:8]}, "
                        "not this one", rec=rec, comm_id=cid, related=(req.seq,))
             return
-        what = req.msg_type + (f" {req.method}" if req.method else "")
+        what = req.label
         ctx.report(self, rec.seq, f"echo_update's parent is a {what} (seq {req.seq}), not a front-end update",
                    rec=rec, comm_id=cid, related=(req.seq,))
 
