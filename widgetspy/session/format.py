@@ -108,10 +108,10 @@ def _message_obj(rec: MessageRecord) -> dict[str, Any]:
 
 def encode_record(rec: Record) -> bytes:
     if isinstance(rec, MessageRecord):
-        obj = _message_obj(rec)
         if rec.strict_json:
             # the line without its buffers, then the buffer entries spliced in as bytes
-            return _splice_buffers(orjson.dumps(obj), rec)
+            return encode_message_parts(rec)[1]
+        obj = _message_obj(rec)
         m = rec.msg
         obj["buffers"] = [encode_buffer(b) for b in m.buffers]
         obj["frames"] = rec.frames
